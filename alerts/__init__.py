@@ -1,0 +1,1 @@
+"""alerts role (see the open issue for this package)."""

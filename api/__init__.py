@@ -1,0 +1,1 @@
+"""api role (see the open issue for this package)."""

@@ -1,0 +1,5 @@
+import sys
+
+from kordon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""The ``kordon`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from kordon import __version__
+from kordon.clock import WALL_CLOCK
+from kordon.config import ConfigError, Settings, load_settings
+from kordon.roles import Role, UnknownRole, build_role
+
+log = logging.getLogger("kordon")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    names = [name.strip() for name in args.roles.split(",") if name.strip()]
+    if not names:
+        print("kordon run: --roles needs at least one role", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    roles: list[Role] = []
+    try:
+        for name in names:
+            roles.append(build_role(name, settings, WALL_CLOCK))
+        for role in roles:
+            role.start()
+            log.info("role %s started", role.name)
+    except (UnknownRole, ConfigError) as exc:
+        print(f"kordon run: {exc}", file=sys.stderr)
+        for role in reversed(roles):
+            role.stop()
+        return 2
+    stop.wait()
+    for role in reversed(roles):
+        role.stop()
+        log.info("role %s stopped", role.name)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    redacted = settings.model_dump(mode="json")
+    if redacted["influx"].get("token"):
+        redacted["influx"]["token"] = "***"
+    if redacted["influx"].get("password"):
+        redacted["influx"]["password"] = "***"
+    import yaml
+
+    print(yaml.safe_dump(redacted, sort_keys=False), end="")
+    return 0
+
+
+# Modules that add sub-commands: each has ``register(subparsers)`` and imports its heavy
+# dependencies inside the handlers, so ``kordon --help`` stays fast.
+COMMAND_MODULES: tuple[str, ...] = ("simulators.cli",)
+
+
+def _register_extra_commands(commands: argparse._SubParsersAction) -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        module.register(commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kordon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kordon {__version__}")
+    parser.add_argument("--config", help="YAML configuration file (default: $KORDON_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one or more roles in this process")
+    run.add_argument("--roles", default="collector", help="comma-separated: collector,alerts,api")
+    run.set_defaults(handler=_cmd_run)
+    show = commands.add_parser("config", help="print the effective configuration (secrets hidden)")
+    show.set_defaults(handler=_cmd_config)
+    _register_extra_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"kordon: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    return int(args.handler(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

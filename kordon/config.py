@@ -1,0 +1,249 @@
+"""Configuration: one YAML file (``KORDON_CONFIG``) plus environment overrides.
+
+Sections: ``mqtt``, ``influx``, ``fleet``, ``rules``, ``notify`` (design brief) and
+``collector``, ``api``, ``data_dir``. The environment overrides the essentials
+(:data:`ENV_OVERRIDES`). A bad value stops start-up with :class:`ConfigError`, whose message
+names the key (or the variable it came from) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from kordon.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+# variable -> dotted key it overrides
+ENV_OVERRIDES: dict[str, str] = {
+    "KORDON_MQTT_URL": "mqtt.url",
+    "KORDON_MQTT_CLIENT_ID": "mqtt.client_id",
+    "KORDON_INFLUX_URL": "influx.url",
+    "KORDON_INFLUX_DB": "influx.database",
+    "KORDON_INFLUX_TOKEN": "influx.token",
+    "KORDON_DATA_DIR": "data_dir",
+    "KORDON_WEBHOOK_URL": "notify.webhook_url",
+    "KORDON_FLEET": "fleet.file",
+    "KORDON_API_ADDR": "api.addr",
+}
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work. The message is meant for the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="mqtt://[user:pass@]host[:port] or mqtts:// for TLS",
+    )
+    protocol: Literal["5", "3.1.1"] = Field(
+        "3.1.1",
+        description="MQTT 5 enables shared subscriptions and session expiry; "
+        "3.1.1 is faster in paho and the only one the embedded broker speaks",
+    )
+    client_id: str | None = Field(None, description="stable per process; default from host name")
+    shared_group: str = Field("kordon", description="shared-subscription group prefix (MQTT 5)")
+    session_expiry: Duration = Field(3600.0, description="MQTT 5 session expiry interval")
+    keepalive: Duration = 30.0
+    receive_maximum: int = Field(1000, ge=1, le=65535)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
+            raise ValueError("must look like mqtt://user:pass@host:1883 (or mqtts:// for TLS)")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def username(self) -> str | None:
+        user = urlsplit(self.url).username
+        return unquote(user) if user else None
+
+    @property
+    def password(self) -> str | None:
+        password = urlsplit(self.url).password
+        return unquote(password) if password else None
+
+    def client_id_for(self, role: str) -> str:
+        return self.client_id or f"kordon-{role}-{socket.gethostname()}"[:64]
+
+
+class InfluxSettings(_Section):
+    url: str = "http://127.0.0.1:8086"
+    database: str = Field("kordon", min_length=1)
+    retention_policy: str = ""
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    timeout: Duration = 10.0
+    gzip: bool = Field(False, description="gzip write bodies; slower on loopback, faster on WAN")
+    create_database: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like http://host:8086 (or https://)")
+        return value
+
+    def target(self) -> Any:
+        from kordon.storage.influx import InfluxTarget
+
+        parts = urlsplit(self.url)
+        username = self.username or (unquote(parts.username) if parts.username else None)
+        password = self.password or (unquote(parts.password) if parts.password else None)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        return InfluxTarget(
+            url=f"{parts.scheme}://{netloc}{parts.path}",
+            database=self.database,
+            retention_policy=self.retention_policy,
+            token=self.token,
+            username=username,
+            password=password,
+            timeout=self.timeout,
+            gzip=self.gzip,
+        )
+
+
+class CollectorSettings(_Section):
+    max_payload_bytes: int = Field(256 * 1024, ge=64)
+    max_batch: int = Field(10_000, ge=1)
+    max_metrics: int = Field(128, ge=1)
+    max_string: int = Field(4096, ge=1)
+    max_future: Duration = Field(300.0, description="how far ahead of now a ts may be")
+    batch_lines: int = Field(5000, ge=1, description="InfluxDB write batch size")
+    flush_interval: Duration = Field(1.0, description="longest wait before a partial batch")
+    ack_interval: Duration = Field(0.005, description="group-commit window of the spool")
+    spool_fsync: bool = Field(True, description="fsync the spool before acknowledging")
+    spool_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    retry_max: Duration = Field(30.0, description="longest backoff while InfluxDB is down")
+    stats_interval: Duration = Field(30.0, description="how often counters are logged")
+    deadletter_payload_bytes: int = Field(4096, ge=0)
+
+
+class FleetSettings(_Section):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    file: Path | None = None
+
+
+class NotifySettings(_Section):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    webhook_url: str | None = None
+
+
+class ApiSettings(_Section):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    addr: str = "127.0.0.1:8080"
+
+    @field_validator("addr")
+    @classmethod
+    def _addr(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+
+class Settings(_Section):
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    collector: CollectorSettings = CollectorSettings()
+    fleet: FleetSettings = FleetSettings()
+    rules: dict[str, Any] = Field(default_factory=dict)
+    notify: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
+    data_dir: Path = Path("./data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the YAML file (``path`` or ``KORDON_CONFIG``), apply the environment, validate."""
+    env = os.environ if environ is None else environ
+    source = path or env.get("KORDON_CONFIG")
+    raw: dict[str, Any] = {}
+    if source:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read configuration file {source}: {exc.strerror}; "
+                "set KORDON_CONFIG to an existing YAML file"
+            ) from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of sections")
+        raw = loaded
+    origin: dict[str, str] = {}
+    for variable, dotted in ENV_OVERRIDES.items():
+        value = env.get(variable)
+        if value:
+            _set_dotted(raw, dotted, value, source or "configuration")
+            origin[dotted] = variable
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, source)) from None
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: str, source: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: section {key!r} must be a mapping")
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError, origin: dict[str, str], source: str | Path | None) -> str:
+    lines = ["invalid configuration" + (f" in {source}" if source else "") + ":"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        where = f"{key} (from {origin[key]})" if key in origin else key
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key; check its spelling against README's configuration table"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

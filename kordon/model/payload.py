@@ -1,0 +1,222 @@
+"""Telemetry payload decoding and validation (MQTT contract, version 1).
+
+A payload is a UTF-8 JSON object ``{"ts": ..., "seq": ..., "metrics": {...}}`` or a JSON array
+of such objects. Known metrics are type-checked and normalised to their declared type; unknown
+metric names matching ``^[a-z][a-z0-9_.]{0,63}$`` with number, bool or string values are kept
+(new firmware adds fields), numbers as floats so that the InfluxDB field type never changes.
+
+Readings are validated one by one: a batch with one bad reading still yields the good ones,
+and the bad one is reported with its index and reason (the collector dead-letters it).
+This runs once per message on the collector's hot path, so it is plain code, not pydantic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from kordon.model.kinds import DeviceKind
+from kordon.model.metrics import METRICS, SEQ_FIELD, MetricSpec, MetricType
+
+FieldValue = float | int | bool | str
+
+UNKNOWN_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+_MIN_TS_NS = 946_684_800 * 1_000_000_000  # 2000-01-01: older means the device clock is unset
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    max_payload_bytes: int = 256 * 1024
+    max_batch: int = 10_000
+    max_metrics: int = 128
+    max_string: int = 4096
+    max_future_seconds: float = 300.0
+
+
+@dataclass(slots=True)
+class Reading:
+    ts_ns: int
+    seq: int | None
+    fields: dict[str, FieldValue]
+
+
+@dataclass(slots=True)
+class TelemetryDecode:
+    readings: list[Reading] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def decode_telemetry(
+    payload: bytes,
+    kind: DeviceKind,
+    now: float,
+    limits: DecodeLimits = DecodeLimits(),  # noqa: B008 - immutable
+) -> TelemetryDecode:
+    """Decode one MQTT telemetry payload. Never raises on bad input."""
+    result = TelemetryDecode()
+    if len(payload) > limits.max_payload_bytes:
+        result.errors.append(
+            f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}"
+        )
+        return result
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        result.errors.append(f"not UTF-8 JSON: {exc}")
+        return result
+    if isinstance(document, dict):
+        items = [document]
+    elif isinstance(document, list):
+        if not document:
+            result.errors.append("empty batch: the array holds no readings")
+            return result
+        if len(document) > limits.max_batch:
+            result.errors.append(
+                f"batch of {len(document)} readings exceeds the limit of {limits.max_batch}"
+            )
+            return result
+        items = document
+    else:
+        result.errors.append(
+            f"payload is a JSON {type(document).__name__}, not an object or an array of objects"
+        )
+        return result
+
+    specs = METRICS[kind]
+    max_ts_ns = int((now + limits.max_future_seconds) * 1_000_000_000)
+    batch = len(items) > 1 or isinstance(document, list)
+    for index, item in enumerate(items):
+        try:
+            result.readings.append(_reading(item, specs, max_ts_ns, limits))
+        except _Invalid as exc:
+            result.errors.append(f"reading {index}: {exc}" if batch else str(exc))
+    return result
+
+
+def _reading(
+    item: object, specs: dict[str, MetricSpec], max_ts_ns: int, limits: DecodeLimits
+) -> Reading:
+    if not isinstance(item, dict):
+        raise _Invalid(f"a reading must be a JSON object, not {type(item).__name__}")
+    extra = item.keys() - {"ts", "seq", "metrics"}
+    if extra:
+        raise _Invalid(f"unexpected keys {sorted(extra)}; a reading has ts, seq and metrics")
+    if "ts" not in item:
+        raise _Invalid("ts is missing")
+    ts_ns = _timestamp_ns(item["ts"])
+    if ts_ns > max_ts_ns:
+        raise _Invalid(
+            f"ts is more than {limits.max_future_seconds:.0f} s in the future "
+            "(device clock ahead?)"
+        )
+    seq = item.get("seq")
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= _INT64_MAX):
+        raise _Invalid(f"seq must be a non-negative integer, got {seq!r}")
+    metrics = item.get("metrics")
+    if not isinstance(metrics, dict):
+        raise _Invalid("metrics must be a JSON object of name: value")
+    if not metrics:
+        raise _Invalid("metrics is empty")
+    if len(metrics) > limits.max_metrics:
+        raise _Invalid(f"{len(metrics)} metrics exceed the limit of {limits.max_metrics}")
+    fields: dict[str, FieldValue] = {}
+    for name, value in metrics.items():
+        spec = specs.get(name)
+        if spec is not None:
+            fields[name] = _known(spec, value, limits)
+        else:
+            fields[name] = _unknown(name, value, limits)
+    return Reading(ts_ns, seq, fields)
+
+
+def _timestamp_ns(ts: object) -> int:
+    if type(ts) is int:
+        if not -(2**33) < ts < 2**33:
+            raise _Invalid(f"ts {ts} is out of range; send epoch seconds, not milliseconds")
+        ns = ts * 1_000_000_000
+    elif type(ts) is float:
+        if not math.isfinite(ts) or not -(2.0**33) < ts < 2.0**33:
+            raise _Invalid(f"ts {ts} is out of range; send epoch seconds, not milliseconds")
+        ns = round(ts * 1_000_000) * 1000
+    elif isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            raise _Invalid(f"ts {ts!r} is not an RFC 3339 timestamp") from None
+        if parsed.tzinfo is None:
+            raise _Invalid(f"ts {ts!r} has no UTC offset; RFC 3339 needs 'Z' or '+hh:mm'")
+        ns = ((parsed - _EPOCH) // _ONE_MICROSECOND) * 1000
+    else:
+        raise _Invalid(f"ts must be an RFC 3339 string or epoch seconds, got {ts!r}")
+    if ns < _MIN_TS_NS:
+        raise _Invalid("ts is before 2000-01-01 (device clock not set?)")
+    return ns
+
+
+def _known(spec: MetricSpec, value: object, limits: DecodeLimits) -> FieldValue:
+    kind = spec.type
+    if kind is MetricType.FLOAT:
+        if type(value) is float:
+            if not math.isfinite(value):
+                raise _Invalid(f"{spec.name} must be finite")
+            return value
+        if type(value) is int:
+            return float(value)
+        raise _Invalid(f"{spec.name} must be a number, got {value!r}")
+    if kind is MetricType.INT:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is int and -_INT64_MAX - 1 <= value <= _INT64_MAX:
+            return value
+        raise _Invalid(f"{spec.name} must be an integer, got {value!r}")
+    if kind is MetricType.BOOL:
+        if type(value) is bool:
+            return value
+        raise _Invalid(f"{spec.name} must be true or false, got {value!r}")
+    if not isinstance(value, str):
+        raise _Invalid(f"{spec.name} must be a string, got {value!r}")
+    if len(value) > limits.max_string:
+        raise _Invalid(f"{spec.name} is longer than {limits.max_string} characters")
+    if kind is MetricType.ENUM:
+        if value not in spec.allowed:
+            raise _Invalid(f"{spec.name} {value!r} is not one of {', '.join(sorted(spec.allowed))}")
+        return value
+    if kind is MetricType.FLAGS:
+        flags = value.split()
+        bad = [flag for flag in flags if flag not in spec.allowed]
+        if bad or not flags:
+            raise _Invalid(
+                f"{spec.name} {value!r} must be space-separated flags out of "
+                f"{' '.join(sorted(spec.allowed))}"
+            )
+        return " ".join(flags)
+    return value
+
+
+def _unknown(name: object, value: object, limits: DecodeLimits) -> FieldValue:
+    if not isinstance(name, str) or not UNKNOWN_METRIC_NAME.match(name) or name == SEQ_FIELD:
+        raise _Invalid(f"metric name {name!r} does not match {UNKNOWN_METRIC_NAME.pattern}")
+    if type(value) is bool:
+        return value
+    if type(value) is int:
+        return float(value)
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise _Invalid(f"{name} must be finite")
+        return value
+    if isinstance(value, str):
+        if len(value) > limits.max_string:
+            raise _Invalid(f"{name} is longer than {limits.max_string} characters")
+        return value
+    raise _Invalid(f"{name} must be a number, a bool or a string, got {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""Storage adapters: InfluxDB through its 1.x-compatible HTTP API, line protocol."""

@@ -1,0 +1,1 @@
+"""simulators role (see the open issue for this package)."""
