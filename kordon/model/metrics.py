@@ -41,7 +41,7 @@ def _specs(*specs: MetricSpec) -> dict[str, MetricSpec]:
     return {spec.name: spec for spec in specs}
 
 
-F, I, B, S, E, FL = (
+F, I, B, S, E, FL = (  # noqa: E741 - short names keep the tables readable
     MetricType.FLOAT,
     MetricType.INT,
     MetricType.BOOL,

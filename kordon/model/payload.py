@@ -61,7 +61,7 @@ def decode_telemetry(
     payload: bytes,
     kind: DeviceKind,
     now: float,
-    limits: DecodeLimits = DecodeLimits(),  # noqa: B008 - immutable
+    limits: DecodeLimits = DecodeLimits(),
 ) -> TelemetryDecode:
     """Decode one MQTT telemetry payload. Never raises on bad input."""
     result = TelemetryDecode()

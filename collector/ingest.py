@@ -1,0 +1,162 @@
+"""Turns one MQTT message into spool records and dead letters. Pure logic, no I/O.
+
+Runs on the MQTT network thread for every message, so the common path avoids allocations
+it does not need: the line prefix (measurement and tags) is cached per topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from collector.stats import CollectorStats
+from kordon.model.metrics import SEQ_FIELD
+from kordon.model.payload import DecodeLimits, Reading, decode_telemetry
+from kordon.model.topics import Channel, TopicError, TopicRef, parse_topic
+from kordon.storage.lineprotocol import escape_key, format_field_value
+
+STATUS_MEASUREMENT = "device_status"
+_PREFIX_CACHE_LIMIT = 200_000
+
+
+@dataclass(slots=True)
+class IngestResult:
+    records: list[bytes] = field(default_factory=list)
+    deadletter: bytes | None = None
+
+
+class Ingest:
+    def __init__(
+        self,
+        stats: CollectorStats,
+        limits: DecodeLimits,
+        deadletter_payload_bytes: int = 4096,
+        source: str = "collector",
+    ) -> None:
+        self.stats = stats
+        self.limits = limits
+        self.deadletter_payload_bytes = deadletter_payload_bytes
+        self.source = source
+        self._refs: dict[str, tuple[TopicRef, str]] = {}
+        self._last_seq: dict[tuple[str, str, str], int] = {}
+
+    def handle(self, topic: str, payload: bytes, now: float) -> IngestResult:
+        self.stats.messages_received += 1
+        cached = self._refs.get(topic)
+        if cached is None:
+            try:
+                ref = parse_topic(topic)
+            except TopicError as exc:
+                return self._reject(topic, payload, "topic", [str(exc)], now)
+            prefix = (
+                f"{ref.kind.value},device={escape_key(ref.device)},site={escape_key(ref.site)} "
+            )
+            if len(self._refs) >= _PREFIX_CACHE_LIMIT:
+                self._refs.clear()
+            self._refs[topic] = cached = (ref, prefix)
+        ref, prefix = cached
+        if ref.channel is Channel.STATUS:
+            return self._status(ref, topic, payload, now)
+        decoded = decode_telemetry(payload, ref.kind, now, self.limits)
+        result = IngestResult()
+        if decoded.readings:
+            self.stats.readings_accepted += len(decoded.readings)
+            result.records = [self._line(prefix, reading) for reading in decoded.readings]
+            self._track_seq(ref, decoded.readings)
+        if decoded.errors:
+            reason_class = _classify(decoded.errors[0])
+            result.deadletter = self._reject(
+                topic, payload, reason_class, decoded.errors, now
+            ).deadletter
+        return result
+
+    @staticmethod
+    def _line(prefix: str, reading: Reading) -> bytes:
+        fields = ",".join(
+            f"{name}={format_field_value(value)}" for name, value in reading.fields.items()
+        )
+        if reading.seq is not None:
+            fields = f"{fields},{SEQ_FIELD}={reading.seq}i"
+        return f"{prefix}{fields} {reading.ts_ns}".encode()
+
+    def _status(self, ref: TopicRef, topic: str, payload: bytes, now: float) -> IngestResult:
+        state = payload.strip().decode("utf-8", errors="replace")
+        if state not in ("online", "offline"):
+            return self._reject(
+                topic, payload, "status", [f"status must be 'online' or 'offline', got {state!r}"],
+                now,
+            )
+        self.stats.status_received += 1
+        line = (
+            f"{STATUS_MEASUREMENT},device={escape_key(ref.device)},kind={ref.kind.value},"
+            f"site={escape_key(ref.site)} state=\"{state}\",online={str(state == 'online').lower()}"
+            f" {int(now * 1_000_000) * 1000}"
+        )
+        return IngestResult(records=[line.encode()])
+
+    def _track_seq(self, ref: TopicRef, readings: list[Reading]) -> None:
+        key = (ref.site, ref.kind.value, ref.device)
+        last = self._last_seq.get(key)
+        for reading in readings:
+            seq = reading.seq
+            if seq is None:
+                continue
+            if last is not None:
+                if seq > last + 1:
+                    self.stats.seq_gaps[key] = self.stats.seq_gaps.get(key, 0) + (seq - last - 1)
+                elif seq == 0 and last > 0:
+                    self.stats.seq_restarts += 1
+                elif seq <= last:
+                    continue  # a redelivery or reordering: not a gap, keep the high mark
+            last = seq
+        if last is not None:
+            self._last_seq[key] = last
+
+    def _reject(
+        self, topic: str, payload: bytes, reason_class: str, errors: list[str], now: float
+    ) -> IngestResult:
+        self.stats.count_deadletter(reason_class)
+        return IngestResult(
+            deadletter=deadletter_payload(
+                topic, payload, errors, now, self.source, self.deadletter_payload_bytes
+            )
+        )
+
+
+def deadletter_payload(
+    topic: str, payload: bytes, errors: list[str], now: float, source: str, limit: int
+) -> bytes:
+    """The dead-letter message: enough to see what was wrong and to replay it once fixed."""
+    shown = payload[:limit]
+    return orjson.dumps(
+        {
+            "topic": topic,
+            "reason": errors[0],
+            "errors": errors[:50],
+            "payload": shown.decode("utf-8", errors="replace"),
+            "payload_bytes": len(payload),
+            "truncated": len(shown) < len(payload),
+            "received_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+            "source": source,
+        }
+    )
+
+
+def _classify(error: str) -> str:
+    """A short, bounded label for the dead-letter counter."""
+    text = error.split(": ", 1)[1] if error.startswith("reading ") else error
+    for needle, label in (
+        ("exceeds the limit", "limit"),
+        ("not UTF-8 JSON", "json"),
+        ("ts ", "timestamp"),
+        ("seq ", "seq"),
+        ("metric name", "metric_name"),
+        ("must be", "type"),
+        ("is not one of", "value"),
+    ):
+        if needle in text:
+            return label
+    return "shape"
+

@@ -1,0 +1,185 @@
+"""``kordon run --roles collector``: wires source, ingest, spool, committer and writer."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+
+import paho.mqtt.client as paho
+from prometheus_client import CollectorRegistry
+
+from collector.acks import AckTracker, Token
+from collector.ingest import Ingest, IngestResult, deadletter_payload
+from collector.source import MqttSource
+from collector.spool import Spool
+from collector.stats import CollectorStats
+from collector.writer import InfluxWriter
+from kordon.clock import Clock
+from kordon.config import Settings
+from kordon.model.payload import DecodeLimits
+from kordon.model.topics import DEADLETTER_TOPIC
+from kordon.storage.influx import InfluxClient
+
+log = logging.getLogger("collector")
+
+
+class CollectorRole:
+    name = "collector"
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        cfg = settings.collector
+        self.client_id = settings.mqtt.client_id_for("collector")
+        safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.client_id)
+        self.stats = CollectorStats()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self.stats)
+        self.spool = Spool(
+            settings.data_dir / "spool" / safe_id,
+            segment_bytes=cfg.spool_segment_bytes,
+            fsync=cfg.spool_fsync,
+        )
+        self.ingest = Ingest(
+            self.stats,
+            DecodeLimits(
+                max_payload_bytes=cfg.max_payload_bytes,
+                max_batch=cfg.max_batch,
+                max_metrics=cfg.max_metrics,
+                max_string=cfg.max_string,
+                max_future_seconds=cfg.max_future,
+            ),
+            deadletter_payload_bytes=cfg.deadletter_payload_bytes,
+            source=self.client_id,
+        )
+        self.source = MqttSource(
+            settings.mqtt,
+            self.client_id,
+            on_message=self._on_message,
+            on_new_session=self._on_new_session,
+            on_connected=self._on_connected,
+        )
+        self.acks = AckTracker(self.source.ack)
+        self._deadletter_tokens: dict[int, Token] = {}
+        self._deadletter_lock = threading.Lock()
+        self.source.client.on_publish = self._on_publish
+        self.influx = InfluxClient(settings.influx.target())
+        self.writer = InfluxWriter(
+            self.spool,
+            self.influx,
+            self.stats,
+            on_rejected=self._deadletter_rejected_line,
+            batch_lines=cfg.batch_lines,
+            flush_interval=cfg.flush_interval,
+            retry_max=cfg.retry_max,
+            create_database=settings.influx.create_database,
+        )
+        self._stop = threading.Event()
+        self._committer = threading.Thread(target=self._commit_loop, name="spool-commit",
+                                           daemon=True)
+        self.stats.gauge("kordon_collector_spool_backlog_bytes",
+                         "bytes in the spool not yet written to InfluxDB",
+                         self.spool.backlog_bytes)
+        self.stats.gauge("kordon_collector_unacked_messages",
+                         "messages received but not yet acknowledged", self.acks.pending)
+        self.stats.gauge("kordon_collector_mqtt_connected", "1 while connected to the broker",
+                         lambda: float(self.source.connected.is_set()))
+        self.stats.gauge("kordon_collector_influx_failing", "1 while InfluxDB writes fail",
+                         lambda: float(self.writer.failing))
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        log.info("collector %s: spool in %s", self.client_id, self.spool.directory)
+        self.writer.start()
+        self._committer.start()
+        self.source.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.source.stop()
+        self._stop.set()
+        self._committer.join(timeout)
+        self.spool.commit()
+        self.writer.drain(min(timeout, 5.0))
+        self.writer.stop(timeout)
+        self.spool.close()
+        self.influx.close()
+        log.info("collector stopped: %s", self.stats.summary())
+
+    def healthy(self) -> bool:
+        return self._committer.is_alive() and self.source.connected.is_set()
+
+    # --- MQTT network thread ----------------------------------------------------------------
+    def _on_connected(self) -> None:
+        self.stats.mqtt_connects += 1
+
+    def _on_new_session(self) -> None:
+        self.stats.resubscribes += 1
+        self.acks.new_session()
+
+    def _on_message(self, message: paho.MQTTMessage) -> None:
+        try:
+            result = self.ingest.handle(message.topic, message.payload, self.clock.now())
+        except Exception:  # the collector never crashes on input
+            log.exception("unexpected error on a message from %s", message.topic)
+            dead = deadletter_payload(message.topic, message.payload,
+                                      ["internal error while decoding; see collector log"],
+                                      self.clock.now(), self.client_id, 4096)
+            result = IngestResult(deadletter=dead)
+        parts = bool(result.records) + (result.deadletter is not None)
+        token = self.acks.hold(message.mid, message.qos, parts)
+        if result.records:
+            self.spool.append(result.records, token)
+        if result.deadletter is not None:
+            self._publish_deadletter(result.deadletter, token)
+
+    def _publish_deadletter(self, payload: bytes, token: Token | None) -> None:
+        info = self.source.client.publish(DEADLETTER_TOPIC, payload, qos=1)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            log.error("dead-letter queue full; the message stays unacknowledged")
+            return
+        if token is not None:
+            with self._deadletter_lock:
+                self._deadletter_tokens[info.mid] = token
+
+    def _on_publish(self, _client: object, _userdata: object, mid: int, _reason: object,
+                    _props: object) -> None:
+        with self._deadletter_lock:
+            token = self._deadletter_tokens.pop(mid, None)
+        if token is not None:
+            self.acks.release([token])
+
+    # --- committer thread -----------------------------------------------------------------
+    def _commit_loop(self) -> None:
+        interval = self.settings.collector.ack_interval
+        next_stats = time.monotonic() + self.settings.collector.stats_interval
+        while not self._stop.is_set():
+            started = time.monotonic()
+            tokens = self.spool.commit()
+            if tokens:
+                self.acks.release([token for token in tokens if token is not None])  # type: ignore[misc]
+            if started >= next_stats:
+                log.info("stats: %s", self.stats.summary())
+                next_stats = started + self.settings.collector.stats_interval
+            elapsed = time.monotonic() - started
+            if elapsed < interval:
+                self._stop.wait(interval - elapsed)
+
+    # --- writer thread --------------------------------------------------------------------
+    def _deadletter_rejected_line(self, line: bytes, reason: str) -> bool:
+        payload = deadletter_payload(
+            "influxdb", line, [f"InfluxDB rejected the line: {reason}"], self.clock.now(),
+            self.client_id, self.settings.collector.deadletter_payload_bytes,
+        )
+        self.stats.count_deadletter("influx_rejected")
+        info = self.source.client.publish(DEADLETTER_TOPIC, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout=10)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
+
+def build(settings: Settings, clock: Clock) -> CollectorRole:
+    return CollectorRole(settings, clock)

@@ -1,0 +1,153 @@
+"""Drains the spool into InfluxDB in batches.
+
+- Batches are bounded by line count and bytes; a partial batch waits at most
+  ``flush_interval`` for company, so quiet fleets still reach the dashboards quickly.
+- While InfluxDB is down, answers 5xx, or refuses our credentials, the writer backs off
+  exponentially with jitter; the backlog waits on disk.
+- A batch that InfluxDB rejects for good (4xx: a field type conflict, a parse error) is split
+  in halves until the offending lines are isolated; they go to the dead-letter topic and the
+  rest is written. Writes are idempotent (timestamps come from the devices), so writing a
+  half again after a partial write is harmless.
+- The cursor moves only after InfluxDB has taken a batch, so a crash replays, never skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from collector.spool import Spool
+from collector.stats import CollectorStats
+from kordon.storage.influx import (
+    InfluxAuthError,
+    InfluxClient,
+    InfluxDatabaseMissing,
+    InfluxError,
+    InfluxRejected,
+)
+
+log = logging.getLogger(__name__)
+
+RejectHandler = Callable[[bytes, str], bool]  # (line, reason) -> dead letter accepted
+
+
+class InfluxWriter:
+    def __init__(
+        self,
+        spool: Spool,
+        client: InfluxClient,
+        stats: CollectorStats,
+        on_rejected: RejectHandler,
+        batch_lines: int = 5000,
+        flush_interval: float = 0.2,
+        retry_max: float = 30.0,
+        create_database: bool = True,
+    ) -> None:
+        self.spool = spool
+        self.client = client
+        self.stats = stats
+        self.on_rejected = on_rejected
+        self.batch_lines = batch_lines
+        self.flush_interval = flush_interval
+        self.retry_max = retry_max
+        self.create_database = create_database
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
+        self._failures = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        if self.create_database:
+            self.client.create_database()
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current attempt; unwritten records stay in the spool."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything committed so far is written (used at shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.spool.drained():
+                return True
+            time.sleep(0.02)
+        return self.spool.drained()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.spool.wait_for_data(timeout=0.5):
+                continue
+            batch = self.spool.read_batch(self.batch_lines)
+            if batch is None:
+                continue
+            if len(batch.records) < self.batch_lines and self.flush_interval > 0:
+                # Give a trickle a moment to become a batch.
+                self._stop.wait(self.flush_interval)
+                batch = self.spool.read_batch(self.batch_lines) or batch
+            if self._write(batch.records):
+                self.spool.advance(batch.end)
+
+    def _write(self, records: list[bytes]) -> bool:
+        """Write until it succeeds, every bad line is dead-lettered, or we are stopping."""
+        while not self._stop.is_set():
+            try:
+                self._write_splitting(records)
+            except InfluxRejected:
+                raise AssertionError("unreachable: rejections are split") from None
+            except InfluxDatabaseMissing as exc:
+                self._note_failure(exc)
+                if not self.client.create_database():
+                    self._backoff()
+                continue
+            except InfluxError as exc:
+                self._note_failure(exc)
+                self._backoff()
+                continue
+            if self._failures:
+                log.info("InfluxDB writes work again after %d failed attempts", self._failures)
+            self._failures = 0
+            self.last_error = None
+            return True
+        return False
+
+    def _write_splitting(self, records: list[bytes]) -> None:
+        started = time.perf_counter()
+        try:
+            self.client.write(b"\n".join(records))
+        except InfluxRejected as exc:
+            if len(records) == 1:
+                self.stats.lines_rejected += 1
+                log.warning("InfluxDB rejected a line for good: %s", exc.message)
+                if not self.on_rejected(records[0], exc.message):
+                    raise _DeadLetterUnavailable() from exc
+                return
+            middle = len(records) // 2
+            self._write_splitting(records[:middle])
+            self._write_splitting(records[middle:])
+            return
+        self.stats.observe_write(time.perf_counter() - started, len(records))
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._failures += 1
+        self.stats.write_errors += 1
+        self.last_error = str(exc)
+        level = logging.ERROR if isinstance(exc, InfluxAuthError) else logging.WARNING
+        if self._failures == 1 or self._failures % 10 == 0:
+            log.log(level, "InfluxDB write failed (attempt %d): %s", self._failures, exc)
+
+    def _backoff(self) -> None:
+        delay = min(self.retry_max, 0.1 * 2 ** min(self._failures, 16))
+        self._stop.wait(delay * random.uniform(0.5, 1.0))
+
+    @property
+    def failing(self) -> bool:
+        return self._failures > 0
+
+
+class _DeadLetterUnavailable(InfluxError):
+    """The broker did not take the dead letter: keep the batch and try again later."""

@@ -1,0 +1,38 @@
+"""Starting a collector process against the test servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.harness import InfluxServer, KordonProcess, MosquittoServer
+
+
+def collector_process(
+    tmp_path: Path,
+    mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
+    database: str,
+    *,
+    client_id: str = "collector-test",
+    protocol: str = "3.1.1",
+    extra_config: str = "",
+) -> KordonProcess:
+    config = tmp_path / "kordon.yaml"
+    config.write_text(
+        f"""mqtt:
+  protocol: "{protocol}"
+  client_id: {client_id}
+collector:
+  flush_interval: 0.05
+  stats_interval: 5s
+  retry_max: 2s
+{extra_config}"""
+    )
+    env = {
+        "KORDON_CONFIG": str(config),
+        "KORDON_MQTT_URL": mosquitto.url,
+        "KORDON_INFLUX_URL": influxdb.url,
+        "KORDON_INFLUX_DB": database,
+        "KORDON_DATA_DIR": str(tmp_path / "data"),
+    }
+    return KordonProcess(["run", "--roles", "collector"], env, tmp_path / client_id)
