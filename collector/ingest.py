@@ -85,13 +85,16 @@ class Ingest:
         state = payload.strip().decode("utf-8", errors="replace")
         if state not in ("online", "offline"):
             return self._reject(
-                topic, payload, "status", [f"status must be 'online' or 'offline', got {state!r}"],
+                topic,
+                payload,
+                "status",
+                [f"status must be 'online' or 'offline', got {state!r}"],
                 now,
             )
         self.stats.status_received += 1
         line = (
             f"{STATUS_MEASUREMENT},device={escape_key(ref.device)},kind={ref.kind.value},"
-            f"site={escape_key(ref.site)} state=\"{state}\",online={str(state == 'online').lower()}"
+            f'site={escape_key(ref.site)} state="{state}",online={str(state == "online").lower()}'
             f" {int(now * 1_000_000) * 1000}"
         )
         return IngestResult(records=[line.encode()])
@@ -159,4 +162,3 @@ def _classify(error: str) -> str:
         if needle in text:
             return label
     return "shape"
-

@@ -77,17 +77,29 @@ class CollectorRole:
             create_database=settings.influx.create_database,
         )
         self._stop = threading.Event()
-        self._committer = threading.Thread(target=self._commit_loop, name="spool-commit",
-                                           daemon=True)
-        self.stats.gauge("kordon_collector_spool_backlog_bytes",
-                         "bytes in the spool not yet written to InfluxDB",
-                         self.spool.backlog_bytes)
-        self.stats.gauge("kordon_collector_unacked_messages",
-                         "messages received but not yet acknowledged", self.acks.pending)
-        self.stats.gauge("kordon_collector_mqtt_connected", "1 while connected to the broker",
-                         lambda: float(self.source.connected.is_set()))
-        self.stats.gauge("kordon_collector_influx_failing", "1 while InfluxDB writes fail",
-                         lambda: float(self.writer.failing))
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="spool-commit", daemon=True
+        )
+        self.stats.gauge(
+            "kordon_collector_spool_backlog_bytes",
+            "bytes in the spool not yet written to InfluxDB",
+            self.spool.backlog_bytes,
+        )
+        self.stats.gauge(
+            "kordon_collector_unacked_messages",
+            "messages received but not yet acknowledged",
+            self.acks.pending,
+        )
+        self.stats.gauge(
+            "kordon_collector_mqtt_connected",
+            "1 while connected to the broker",
+            lambda: float(self.source.connected.is_set()),
+        )
+        self.stats.gauge(
+            "kordon_collector_influx_failing",
+            "1 while InfluxDB writes fail",
+            lambda: float(self.writer.failing),
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -123,9 +135,14 @@ class CollectorRole:
             result = self.ingest.handle(message.topic, message.payload, self.clock.now())
         except Exception:  # the collector never crashes on input
             log.exception("unexpected error on a message from %s", message.topic)
-            dead = deadletter_payload(message.topic, message.payload,
-                                      ["internal error while decoding; see collector log"],
-                                      self.clock.now(), self.client_id, 4096)
+            dead = deadletter_payload(
+                message.topic,
+                message.payload,
+                ["internal error while decoding; see collector log"],
+                self.clock.now(),
+                self.client_id,
+                4096,
+            )
             result = IngestResult(deadletter=dead)
         parts = bool(result.records) + (result.deadletter is not None)
         token = self.acks.hold(message.mid, message.qos, parts)
@@ -143,8 +160,9 @@ class CollectorRole:
             with self._deadletter_lock:
                 self._deadletter_tokens[info.mid] = token
 
-    def _on_publish(self, _client: object, _userdata: object, mid: int, _reason: object,
-                    _props: object) -> None:
+    def _on_publish(
+        self, _client: object, _userdata: object, mid: int, _reason: object, _props: object
+    ) -> None:
         with self._deadletter_lock:
             token = self._deadletter_tokens.pop(mid, None)
         if token is not None:
@@ -169,8 +187,12 @@ class CollectorRole:
     # --- writer thread --------------------------------------------------------------------
     def _deadletter_rejected_line(self, line: bytes, reason: str) -> bool:
         payload = deadletter_payload(
-            "influxdb", line, [f"InfluxDB rejected the line: {reason}"], self.clock.now(),
-            self.client_id, self.settings.collector.deadletter_payload_bytes,
+            "influxdb",
+            line,
+            [f"InfluxDB rejected the line: {reason}"],
+            self.clock.now(),
+            self.client_id,
+            self.settings.collector.deadletter_payload_bytes,
         )
         self.stats.count_deadletter("influx_rejected")
         info = self.source.client.publish(DEADLETTER_TOPIC, payload, qos=1)

@@ -77,19 +77,28 @@ class MqttSource:
         _props: object,
     ) -> None:
         if reason.is_failure:
-            log.error("MQTT connection refused by %s:%s: %s",
-                      self.settings.host, self.settings.port, reason)
+            log.error(
+                "MQTT connection refused by %s:%s: %s",
+                self.settings.host,
+                self.settings.port,
+                reason,
+            )
             return
         self.connected.set()
         self._on_connected()
         if flags.session_present:
-            log.info("MQTT connected to %s:%s, session kept", self.settings.host,
-                     self.settings.port)
+            log.info(
+                "MQTT connected to %s:%s, session kept", self.settings.host, self.settings.port
+            )
             self.ready.set()
             log.info("collector ready")
             return
-        log.info("MQTT connected to %s:%s without a session: subscribing to %s",
-                 self.settings.host, self.settings.port, ", ".join(self.filters))
+        log.info(
+            "MQTT connected to %s:%s without a session: subscribing to %s",
+            self.settings.host,
+            self.settings.port,
+            ", ".join(self.filters),
+        )
         self._on_new_session()
         if self.settings.protocol == "5":
             options = SubscribeOptions(
@@ -100,19 +109,30 @@ class MqttSource:
             client.subscribe([(topic, 1) for topic in self.filters])
 
     def _handle_subscribe(
-        self, _client: paho.Client, _userdata: object, _mid: int, reasons: list[ReasonCode],
+        self,
+        _client: paho.Client,
+        _userdata: object,
+        _mid: int,
+        reasons: list[ReasonCode],
         _props: object,
     ) -> None:
         failed = [str(reason) for reason in reasons if reason.is_failure]
         if failed:
-            log.error("broker refused the subscription: %s (check the ACL and, for MQTT 5, "
-                      "shared subscription support)", ", ".join(failed))
+            log.error(
+                "broker refused the subscription: %s (check the ACL and, for MQTT 5, "
+                "shared subscription support)",
+                ", ".join(failed),
+            )
             return
         self.ready.set()
         log.info("collector ready")
 
     def _handle_disconnect(
-        self, _client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
+        self,
+        _client: paho.Client,
+        _userdata: object,
+        _flags: object,
+        reason: ReasonCode,
         _props: object,
     ) -> None:
         self.connected.clear()

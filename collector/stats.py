@@ -81,8 +81,9 @@ class CollectorStats(Collector):
         )
         for name, help_text, value in simple:
             yield CounterMetricFamily(p + name, help_text, value=value)
-        dead = CounterMetricFamily(p + "deadlettered", "messages sent to the dead letter topic",
-                                   labels=["reason"])
+        dead = CounterMetricFamily(
+            p + "deadlettered", "messages sent to the dead letter topic", labels=["reason"]
+        )
         for reason, value in sorted(self.deadletter_reasons.items()):
             dead.add_metric([reason], value)
         yield dead
@@ -100,7 +101,9 @@ class CollectorStats(Collector):
             running += count
             cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
         yield HistogramMetricFamily(
-            p + "write_latency_seconds", "InfluxDB write latency", buckets=cumulative,
+            p + "write_latency_seconds",
+            "InfluxDB write latency",
+            buckets=cumulative,
             sum_value=total,
         )
         for name, (help_text, read) in self._gauges.items():

@@ -23,6 +23,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # One line per HTTP request would drown everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:

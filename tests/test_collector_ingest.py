@@ -33,7 +33,10 @@ def publisher(mosquitto: MosquittoServer) -> Iterator[Publisher]:
 
 
 def test_single_reading_is_stored_with_types_tags_and_timestamp(
-    collector: KordonProcess, publisher: Publisher, influxdb: InfluxServer, database: str,
+    collector: KordonProcess,
+    publisher: Publisher,
+    influxdb: InfluxServer,
+    database: str,
     site: str,
 ) -> None:
     payload = {
@@ -44,13 +47,14 @@ def test_single_reading_is_stored_with_types_tags_and_timestamp(
             "battery.charge": 87,
             "battery.runtime": 1260.5,
             "input.voltage": 0,
-            "ups.firmware.note": "v2 \"beta\"",
+            "ups.firmware.note": 'v2 "beta"',
             "ups.beeper.enabled": True,
         },
     }
     publisher.publish(f"kordon/v1/{site}/ups/ups-1/telemetry", orjson.dumps(payload))
     rows = wait_until(
-        lambda: influxdb.query(f"SELECT * FROM ups WHERE site='{site}'", database), 20,
+        lambda: influxdb.query(f"SELECT * FROM ups WHERE site='{site}'", database),
+        20,
         what="the reading in InfluxDB",
     )
     assert len(rows) == 1
@@ -62,8 +66,7 @@ def test_single_reading_is_stored_with_types_tags_and_timestamp(
     assert row["ups.firmware.note"] == 'v2 "beta"'
     assert row["ups.beeper.enabled"] is True
     types = {
-        r["fieldKey"]: r["fieldType"]
-        for r in influxdb.query("SHOW FIELD KEYS FROM ups", database)
+        r["fieldKey"]: r["fieldType"] for r in influxdb.query("SHOW FIELD KEYS FROM ups", database)
     }
     assert types["battery.charge"] == "float"
     assert types["input.voltage"] == "float"  # sent as the JSON integer 0
@@ -73,35 +76,56 @@ def test_single_reading_is_stored_with_types_tags_and_timestamp(
 
 
 def test_batch_is_stored_reading_by_reading(
-    collector: KordonProcess, publisher: Publisher, influxdb: InfluxServer, database: str,
+    collector: KordonProcess,
+    publisher: Publisher,
+    influxdb: InfluxServer,
+    database: str,
     site: str,
 ) -> None:
     batch = [
-        {"ts": TS + i, "seq": i, "metrics": {"scanner.state": "ready", "scans.total": 100 + i,
-                                             "xray.ready": True, "power.source": "mains"}}
+        {
+            "ts": TS + i,
+            "seq": i,
+            "metrics": {
+                "scanner.state": "ready",
+                "scans.total": 100 + i,
+                "xray.ready": True,
+                "power.source": "mains",
+            },
+        }
         for i in range(100)
     ]
     publisher.publish(f"kordon/v1/{site}/scanner/sc-1/telemetry", orjson.dumps(batch))
     rows = wait_until(
-        lambda: (r := influxdb.query(
-            f"SELECT * FROM scanner WHERE site='{site}'", database)) and len(r) == 100 and r,
-        20, what="100 readings",
+        lambda: (
+            (r := influxdb.query(f"SELECT * FROM scanner WHERE site='{site}'", database))
+            and len(r) == 100
+            and r
+        ),
+        20,
+        what="100 readings",
     )
     assert [row["seq"] for row in rows] == list(range(100))
     assert [row["time"] for row in rows] == [(TS + i) * 10**9 for i in range(100)]
     assert rows[5]["scans.total"] == 105
-    types = {r["fieldKey"]: r["fieldType"]
-             for r in influxdb.query("SHOW FIELD KEYS FROM scanner", database)}
+    types = {
+        r["fieldKey"]: r["fieldType"]
+        for r in influxdb.query("SHOW FIELD KEYS FROM scanner", database)
+    }
     assert types["scans.total"] == "integer"
 
 
 def test_availability_goes_to_device_status(
-    collector: KordonProcess, publisher: Publisher, influxdb: InfluxServer, database: str,
+    collector: KordonProcess,
+    publisher: Publisher,
+    influxdb: InfluxServer,
+    database: str,
     site: str,
 ) -> None:
     publisher.publish(f"kordon/v1/{site}/radio/rbs-1/status", "offline", retain=True)
     rows = wait_until(
-        lambda: influxdb.query(f"SELECT * FROM device_status WHERE site='{site}'", database), 20,
+        lambda: influxdb.query(f"SELECT * FROM device_status WHERE site='{site}'", database),
+        20,
         what="the status point",
     )
     assert rows[0]["state"] == "offline" and rows[0]["online"] is False

@@ -117,8 +117,7 @@ def _reading(
     ts_ns = _timestamp_ns(item["ts"])
     if ts_ns > max_ts_ns:
         raise _Invalid(
-            f"ts is more than {limits.max_future_seconds:.0f} s in the future "
-            "(device clock ahead?)"
+            f"ts is more than {limits.max_future_seconds:.0f} s in the future (device clock ahead?)"
         )
     seq = item.get("seq")
     if seq is not None and (type(seq) is not int or not 0 <= seq <= _INT64_MAX):

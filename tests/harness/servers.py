@@ -111,6 +111,10 @@ class MosquittoServer(_Server):
         conf = template.replace("listener 1883", f"listener {self.port} {self.host}")
         conf = conf.replace("/mosquitto/data/", f"{self.workdir}/")
         conf = conf.replace("/mosquitto/log/mosquitto.log", str(self.workdir / "broker.log"))
+        if os.geteuid() == 0:
+            # Run as root, Mosquitto drops to the 'mosquitto' user, which cannot write the
+            # persistence file into a private temporary folder: sessions would not survive.
+            conf += "\nuser root\n"
         self.conf_path.write_text(conf + "\nallow_anonymous true\n" + self.extra_conf)
         return [MOSQUITTO, "-c", str(self.conf_path)]
 
