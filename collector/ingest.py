@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from collector import records
 from collector.stats import CollectorStats
 from kordon.model.metrics import SEQ_FIELD
 from kordon.model.payload import DecodeLimits, Reading, decode_telemetry
@@ -23,7 +24,7 @@ _PREFIX_CACHE_LIMIT = 200_000
 
 @dataclass(slots=True)
 class IngestResult:
-    records: list[bytes] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)  # spool records, see collector.records
     deadletter: bytes | None = None
 
 
@@ -63,7 +64,9 @@ class Ingest:
         result = IngestResult()
         if decoded.readings:
             self.stats.readings_accepted += len(decoded.readings)
-            result.records = [self._line(prefix, reading) for reading in decoded.readings]
+            result.records = records.pack(
+                [self._line(prefix, reading) for reading in decoded.readings]
+            )
             self._track_seq(ref, decoded.readings)
         if decoded.errors:
             reason_class = _classify(decoded.errors[0])
@@ -74,12 +77,15 @@ class Ingest:
 
     @staticmethod
     def _line(prefix: str, reading: Reading) -> bytes:
-        fields = ",".join(
-            f"{name}={format_field_value(value)}" for name, value in reading.fields.items()
-        )
+        # Field names were validated against ^[a-z][a-z0-9_.]*$, so they need no escaping,
+        # and values were normalised and checked finite by the decoder.
+        parts = [
+            f"{name}={value!r}" if type(value) is float else f"{name}={format_field_value(value)}"
+            for name, value in reading.fields.items()
+        ]
         if reading.seq is not None:
-            fields = f"{fields},{SEQ_FIELD}={reading.seq}i"
-        return f"{prefix}{fields} {reading.ts_ns}".encode()
+            parts.append(f"{SEQ_FIELD}={reading.seq}i")
+        return f"{prefix}{','.join(parts)} {reading.ts_ns}".encode()
 
     def _status(self, ref: TopicRef, topic: str, payload: bytes, now: float) -> IngestResult:
         state = payload.strip().decode("utf-8", errors="replace")
@@ -97,7 +103,7 @@ class Ingest:
             f'site={escape_key(ref.site)} state="{state}",online={str(state == "online").lower()}'
             f" {int(now * 1_000_000) * 1000}"
         )
-        return IngestResult(records=[line.encode()])
+        return IngestResult(records=records.pack([line.encode()]))
 
     def _track_seq(self, ref: TopicRef, readings: list[Reading]) -> None:
         key = (ref.site, ref.kind.value, ref.device)

@@ -71,7 +71,7 @@ class CollectorRole:
             self.influx,
             self.stats,
             on_rejected=self._deadletter_rejected_line,
-            batch_lines=cfg.batch_lines,
+            batch_bytes=cfg.batch_bytes,
             flush_interval=cfg.flush_interval,
             retry_max=cfg.retry_max,
             create_database=settings.influx.create_database,

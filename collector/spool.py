@@ -77,6 +77,11 @@ class Spool:
         self._pending: list[bytes] = []
         self._pending_tokens: list[object] = []
         self._segments: list[int] = []
+        # Byte counts since this process opened the spool; a backlog recovered from disk is
+        # not counted, so until the reader first catches up it is "plenty".
+        self._committed_bytes = 0
+        self._read_bytes = 0
+        self._recovered_backlog = False
         self._recover()
 
     # --- recovery -------------------------------------------------------------------------
@@ -118,6 +123,9 @@ class Spool:
         self._write_offset = os.fstat(self._write_fd).st_size
         self._committed = Position(self._write_number, self._write_offset)
         self._read_pos = cursor
+        self._recovered_backlog = cursor < Position(self._write_number, 0) and any(
+            n < self._write_number for n in self._segments
+        )
         self._dir_fsync()
 
     def _read_cursor(self) -> Position | None:
@@ -169,6 +177,7 @@ class Spool:
             with self._lock:
                 self._write_offset += len(data)
                 self._committed = Position(self._write_number, self._write_offset)
+                self._committed_bytes += len(data)
                 self._committed_cond.notify_all()
             if self._write_offset >= self.segment_bytes:
                 self._rotate()
@@ -193,6 +202,24 @@ class Spool:
             return bool(self._pending or self._pending_tokens)
 
     # --- reading (the writer thread) ------------------------------------------------------
+    def available_bytes(self) -> int:
+        """Committed bytes not yet read (a large number while a recovered backlog lasts)."""
+        with self._lock:
+            return self._available_locked()
+
+    def _available_locked(self) -> int:
+        if self._read_pos >= self._committed:
+            return 0
+        if self._recovered_backlog:
+            return 1 << 62
+        return max(self._committed_bytes - self._read_bytes, 1)
+
+    def wait_for_bytes(self, count: int, timeout: float) -> int:
+        """Wait until ``count`` bytes are committed and unread, or ``timeout`` passes."""
+        with self._lock:
+            self._committed_cond.wait_for(lambda: self._available_locked() >= count, timeout)
+            return self._available_locked()
+
     def wait_for_data(self, timeout: float) -> bool:
         with self._lock:
             if self._read_pos < self._committed:
@@ -251,13 +278,18 @@ class Spool:
             later = [n for n in self._segments if n > number]
         return later[0] if later else number + 1
 
-    def advance(self, pos: Position) -> None:
+    def advance(self, pos: Position, consumed_bytes: int = 0) -> None:
         """Everything before ``pos`` is in InfluxDB: move the cursor, drop finished segments."""
         tmp = self._cursor_path.with_suffix(".tmp")
         tmp.write_text(f"{pos.segment} {pos.offset}\n")
         os.replace(tmp, self._cursor_path)
         with self._lock:
             self._read_pos = pos
+            self._read_bytes += consumed_bytes
+            if self._recovered_backlog and pos.segment >= self._write_number:
+                self._recovered_backlog = False
+                self._read_bytes = 0
+                self._committed_bytes = max(self._committed.offset - pos.offset, 0)
             finished = [n for n in self._segments if n < pos.segment]
             self._segments = [n for n in self._segments if n >= pos.segment]
         for number in finished:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from collector import records
 from collector.spool import Spool
 from collector.stats import CollectorStats
 from kordon.storage.influx import (
@@ -41,7 +42,7 @@ class InfluxWriter:
         client: InfluxClient,
         stats: CollectorStats,
         on_rejected: RejectHandler,
-        batch_lines: int = 5000,
+        batch_bytes: int = 1 << 20,
         flush_interval: float = 0.2,
         retry_max: float = 30.0,
         create_database: bool = True,
@@ -50,7 +51,7 @@ class InfluxWriter:
         self.client = client
         self.stats = stats
         self.on_rejected = on_rejected
-        self.batch_lines = batch_lines
+        self.batch_bytes = batch_bytes
         self.flush_interval = flush_interval
         self.retry_max = retry_max
         self.create_database = create_database
@@ -82,15 +83,13 @@ class InfluxWriter:
         while not self._stop.is_set():
             if not self.spool.wait_for_data(timeout=0.5):
                 continue
-            batch = self.spool.read_batch(self.batch_lines)
+            # A full batch goes at once; a partial one waits up to flush_interval for company.
+            self.spool.wait_for_bytes(self.batch_bytes, self.flush_interval)
+            batch = self.spool.read_batch(max_records=1 << 20, max_bytes=self.batch_bytes)
             if batch is None:
                 continue
-            if len(batch.records) < self.batch_lines and self.flush_interval > 0:
-                # Give a trickle a moment to become a batch.
-                self._stop.wait(self.flush_interval)
-                batch = self.spool.read_batch(self.batch_lines) or batch
             if self._write(batch.records):
-                self.spool.advance(batch.end)
+                self.spool.advance(batch.end, batch.size)
 
     def _write(self, records: list[bytes]) -> bool:
         """Write until it succeeds, every bad line is dead-lettered, or we are stopping."""
@@ -115,22 +114,27 @@ class InfluxWriter:
             return True
         return False
 
-    def _write_splitting(self, records: list[bytes]) -> None:
+    def _write_splitting(self, batch: list[bytes]) -> None:
         started = time.perf_counter()
         try:
-            self.client.write(b"\n".join(records))
+            self.client.write(b"\n".join([records.body(record) for record in batch]))
         except InfluxRejected as exc:
-            if len(records) == 1:
+            if len(batch) == 1:
+                lines = records.split(batch[0])
+                if len(lines) > 1:
+                    self._write_splitting(lines)
+                    return
                 self.stats.lines_rejected += 1
                 log.warning("InfluxDB rejected a line for good: %s", exc.message)
-                if not self.on_rejected(records[0], exc.message):
+                if not self.on_rejected(records.body(batch[0]), exc.message):
                     raise _DeadLetterUnavailable() from exc
                 return
-            middle = len(records) // 2
-            self._write_splitting(records[:middle])
-            self._write_splitting(records[middle:])
+            middle = len(batch) // 2
+            self._write_splitting(batch[:middle])
+            self._write_splitting(batch[middle:])
             return
-        self.stats.observe_write(time.perf_counter() - started, len(records))
+        lines = sum(records.line_count(record) for record in batch)
+        self.stats.observe_write(time.perf_counter() - started, lines)
 
     def _note_failure(self, exc: Exception) -> None:
         self._failures += 1

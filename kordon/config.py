@@ -145,8 +145,10 @@ class CollectorSettings(_Section):
     max_metrics: int = Field(128, ge=1)
     max_string: int = Field(4096, ge=1)
     max_future: Duration = Field(300.0, description="how far ahead of now a ts may be")
-    batch_lines: int = Field(5000, ge=1, description="InfluxDB write batch size")
-    flush_interval: Duration = Field(1.0, description="longest wait before a partial batch")
+    batch_bytes: int = Field(
+        1 << 20, ge=1024, description="InfluxDB write batch size in bytes (about 5,000 lines)"
+    )
+    flush_interval: Duration = Field(0.5, description="longest wait before a partial batch")
     ack_interval: Duration = Field(0.005, description="group-commit window of the spool")
     spool_fsync: bool = Field(True, description="fsync the spool before acknowledging")
     spool_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)

@@ -29,6 +29,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _MIN_TS_NS = 946_684_800 * 1_000_000_000  # 2000-01-01: older means the device clock is unset
 _INT64_MAX = 2**63 - 1
+_READING_KEYS = frozenset({"ts", "seq", "metrics"})
+_FLOAT = MetricType.FLOAT
+_isfinite = math.isfinite
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +112,9 @@ def _reading(
 ) -> Reading:
     if not isinstance(item, dict):
         raise _Invalid(f"a reading must be a JSON object, not {type(item).__name__}")
-    extra = item.keys() - {"ts", "seq", "metrics"}
-    if extra:
-        raise _Invalid(f"unexpected keys {sorted(extra)}; a reading has ts, seq and metrics")
+    if not item.keys() <= _READING_KEYS:
+        extra = sorted(item.keys() - _READING_KEYS)
+        raise _Invalid(f"unexpected keys {extra}; a reading has ts, seq and metrics")
     if "ts" not in item:
         raise _Invalid("ts is missing")
     ts_ns = _timestamp_ns(item["ts"])
@@ -133,7 +136,11 @@ def _reading(
     for name, value in metrics.items():
         spec = specs.get(name)
         if spec is not None:
-            fields[name] = _known(spec, value, limits)
+            # Inline fast path: most metrics are floats sent as JSON floats.
+            if spec.type is _FLOAT and type(value) is float and _isfinite(value):
+                fields[name] = value
+            else:
+                fields[name] = _known(spec, value, limits)
         else:
             fields[name] = _unknown(name, value, limits)
     return Reading(ts_ns, seq, fields)

@@ -1,0 +1,224 @@
+"""Ingest benchmark: one collector process against the physical limits of the same machine.
+
+The stream: 1,000 simulated UPS devices, 9 NUT metrics per reading, published at QoS 1 into
+a persistent session while its consumer is away, then drained. Each consumer gets the same
+backlog, so the figures compare like with like:
+
+- ``mosquitto_sub``: the broker's raw delivery rate (the physical limit here);
+- a bare paho-mqtt subscriber that does nothing with the messages (the client library's own
+  ceiling, which the collector cannot beat);
+- the collector: decode, validate, spool with fsync, acknowledge, write to InfluxDB. Its rate
+  counts until the last reading is queryable in InfluxDB.
+
+The backlog stays under Mosquitto 2.0.11's 65,535-message loss threshold (design brief).
+Usage: ``python bench/ingest.py [--messages 60000] [--batch-messages 2000] [--protocol 3.1.1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import peak_rss_mb, publish_all, start_servers  # noqa: E402
+from tests.harness import InfluxServer, KordonProcess, MosquittoServer  # noqa: E402
+
+DEVICES = 1000
+TS0 = 1_790_000_000
+
+
+def reading(rng: random.Random, seq: int, ts: float) -> dict:
+    return {
+        "ts": ts,
+        "seq": seq,
+        "metrics": {
+            "ups.status": "OL CHRG" if seq % 50 else "OB DISCHRG",
+            "battery.charge": round(rng.uniform(40, 100), 1),
+            "battery.runtime": round(rng.uniform(600, 4000)),
+            "battery.voltage": round(rng.uniform(25.5, 27.4), 2),
+            "input.voltage": round(rng.uniform(220, 235), 1),
+            "input.frequency": 50.0,
+            "output.voltage": 230.0,
+            "ups.load": round(rng.uniform(20, 60), 1),
+            "ups.temperature": round(rng.uniform(22, 35), 1),
+        },
+    }
+
+
+def single_stream(count: int, site: str) -> list[tuple[str, bytes]]:
+    rng = random.Random(1)
+    out = []
+    for i in range(count):
+        device, seq = i % DEVICES, i // DEVICES
+        topic = f"kordon/v1/{site}/ups/ups-{device:04d}/telemetry"
+        out.append((topic, orjson.dumps(reading(rng, seq, TS0 + seq * 10))))
+    return out
+
+
+def batch_stream(messages: int, per_message: int, site: str) -> list[tuple[str, bytes]]:
+    rng = random.Random(2)
+    out = []
+    for i in range(messages):
+        device, round_ = i % DEVICES, i // DEVICES
+        base = round_ * per_message
+        batch = [reading(rng, base + k, TS0 + (base + k) * 10) for k in range(per_message)]
+        out.append((f"kordon/v1/{site}/ups/ups-{device:04d}/telemetry", orjson.dumps(batch)))
+    return out
+
+
+def drain_mosquitto_sub(broker: MosquittoServer, stream: list[tuple[str, bytes]]) -> float:
+    client_id = f"bench-sub-{uuid.uuid4().hex[:6]}"
+    topic = "kordon/v1/+/+/+/telemetry"
+    base = ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-q", "1", "-c",
+            "-i", client_id, "-t", topic]
+    # Create the persistent session, then leave.
+    subprocess.run([*base, "-W", "1", "-C", "1"], capture_output=True, check=False)
+    publish_all(broker.host, broker.port, stream)
+    started = time.perf_counter()
+    subprocess.run([*base, "-C", str(len(stream))], stdout=subprocess.DEVNULL, check=True,
+                   timeout=600)
+    return len(stream) / (time.perf_counter() - started)
+
+
+BARE_PAHO = """
+import sys, threading, time
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+host, port, cid, count, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+v5 = proto == "5"
+c = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid,
+                protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+                clean_session=None if v5 else False)
+n = 0
+done = threading.Event()
+def on_message(*_a):
+    global n
+    n += 1
+    if n >= count:
+        done.set()
+c.on_message = on_message
+kw = {}
+if v5:
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+    p = Properties(PacketTypes.CONNECT); p.SessionExpiryInterval = 3600; p.ReceiveMaximum = 1000
+    kw = {"clean_start": False, "properties": p}
+c.on_connect = lambda cl, *_a: cl.subscribe("kordon/v1/+/+/+/telemetry", qos=1)
+c.connect(host, port, **kw)
+started = time.perf_counter()
+c.loop_start()
+if count == 0:
+    time.sleep(1)
+else:
+    done.wait(600)
+print(count / (time.perf_counter() - started) if count else 0)
+c.disconnect(); c.loop_stop()
+"""
+
+
+def drain_bare_paho(broker: MosquittoServer, stream: list[tuple[str, bytes]],
+                    protocol: str) -> float:
+    client_id = f"bench-paho-{uuid.uuid4().hex[:6]}"
+    args = [sys.executable, "-c", BARE_PAHO, broker.host, str(broker.port), client_id]
+    subprocess.run([*args, "0", protocol], check=True, capture_output=True)
+    publish_all(broker.host, broker.port, stream)
+    out = subprocess.run([*args, str(len(stream)), protocol], check=True, capture_output=True,
+                         text=True, timeout=600)
+    return float(out.stdout.strip())
+
+
+def drain_collector(
+    broker: MosquittoServer, influx: InfluxServer, stream: list[tuple[str, bytes]],
+    readings: int, protocol: str, workdir: Path,
+) -> tuple[float, float, float]:
+    """Returns (readings/s into InfluxDB, messages/s acknowledged, peak RSS MB)."""
+    database = f"bench_{uuid.uuid4().hex[:6]}"
+    client_id = f"bench-collector-{uuid.uuid4().hex[:6]}"
+    config = workdir / f"{client_id}.yaml"
+    config.write_text(f'mqtt:\n  protocol: "{protocol}"\n  client_id: {client_id}\n'
+                      "collector:\n  stats_interval: 600s\n")
+    env = {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": broker.url,
+           "KORDON_INFLUX_URL": influx.url, "KORDON_INFLUX_DB": database,
+           "KORDON_DATA_DIR": str(workdir / "data")}
+    process = KordonProcess(["run", "--roles", "collector"], env, workdir / client_id)
+    process.start(ready_line="collector ready")  # creates the persistent session
+    process.stop()
+    publish_all(broker.host, broker.port, stream)
+    # The clock starts once the collector is connected (Python start-up is not ingest).
+    process.start(ready_line="collector ready")
+    started = time.perf_counter()
+    assert process.process is not None
+    pid = process.process.pid
+    while True:
+        rows = influx.query('SELECT count("battery.charge") FROM ups', database)
+        stored = rows[0]["count"] if rows else 0
+        if stored >= readings:
+            break
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"only {stored} of {readings} readings arrived:\n"
+                               + process.tail_log())
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    rss = peak_rss_mb(pid)
+    process.stop()
+    return readings / elapsed, len(stream) / elapsed, rss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=60_000)
+    parser.add_argument("--batch-messages", type=int, default=2_000)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--protocol", choices=["3.1.1", "5", "both"], default="both")
+    args = parser.parse_args()
+    if args.messages > 65_000:
+        parser.error("keep the backlog under Mosquitto 2.0.11's 65,535-message threshold")
+    protocols = ["3.1.1", "5"] if args.protocol == "both" else [args.protocol]
+    workdir = Path(tempfile.mkdtemp(prefix="kordon-bench-ingest-"))
+    broker, influx, _ = start_servers(workdir)
+    print(f"cpus={os.cpu_count()} devices={DEVICES} metrics/reading=9", flush=True)
+    try:
+        print(f"building streams: {args.messages} single-reading messages, "
+              f"{args.batch_messages} x {args.batch_size}-reading batches", flush=True)
+        single = single_stream(args.messages, "bench")
+        batched = batch_stream(args.batch_messages, args.batch_size, "benchb")
+        n_batched = args.batch_messages * args.batch_size
+        results: list[str] = []
+        for name, stream, readings in (("single", single, args.messages),
+                                       ("batched", batched, n_batched)):
+            raw = drain_mosquitto_sub(broker, stream)
+            print(f"[{name}] mosquitto_sub raw delivery: {raw:,.0f} msg/s", flush=True)
+            for protocol in protocols:
+                bare = drain_bare_paho(broker, stream, protocol)
+                print(f"[{name}] bare paho subscriber (MQTT {protocol}): {bare:,.0f} msg/s",
+                      flush=True)
+                rate, msg_rate, rss = drain_collector(broker, influx, stream, readings,
+                                                      protocol, workdir)
+                line = (f"[{name}] collector (MQTT {protocol}): {rate:,.0f} readings/s into "
+                        f"InfluxDB ({msg_rate:,.0f} msg/s); {msg_rate / raw:.0%} of "
+                        f"mosquitto_sub, {msg_rate / bare:.0%} of bare paho; "
+                        f"peak RSS {rss:.0f} MB")
+                print(line, flush=True)
+                results.append(line)
+        print("\nsummary:")
+        for line in results:
+            print("  " + line)
+    finally:
+        broker.stop()
+        influx.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Kordon's test command: sets up a fresh Debian machine (system packages, a venv, the
+# package with its test extras), then runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Real servers for the tests: Mosquitto and InfluxDB 1.x from Debian, mosquitto_sub for
+# the benchmarks, python3-venv for the virtual environment.
+PACKAGES="mosquitto mosquitto-clients influxdb python3-venv"
+missing=""
+for package in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    echo "== installing system packages:$missing"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    python3 -m venv .venv
+fi
+echo "== installing kordon with its test extras"
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check .
+
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"
