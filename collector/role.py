@@ -6,9 +6,10 @@ import logging
 import re
 import threading
 import time
+from typing import Any
 
 import paho.mqtt.client as paho
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from collector.acks import AckTracker, Token
 from collector.ingest import Ingest, IngestResult, deadletter_payload
@@ -17,7 +18,7 @@ from collector.spool import Spool
 from collector.stats import CollectorStats
 from collector.writer import InfluxWriter
 from kordon.clock import Clock
-from kordon.config import Settings
+from kordon.config import Settings, split_host_port
 from kordon.model.payload import DecodeLimits
 from kordon.model.topics import DEADLETTER_TOPIC
 from kordon.storage.influx import InfluxClient
@@ -76,6 +77,7 @@ class CollectorRole:
             retry_max=cfg.retry_max,
             create_database=settings.influx.create_database,
         )
+        self._metrics_server: Any = None
         self._stop = threading.Event()
         self._committer = threading.Thread(
             target=self._commit_loop, name="spool-commit", daemon=True
@@ -104,11 +106,17 @@ class CollectorRole:
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         log.info("collector %s: spool in %s", self.client_id, self.spool.directory)
+        if self.settings.collector.metrics_addr:
+            host, port = split_host_port(self.settings.collector.metrics_addr)
+            self._metrics_server, _ = start_http_server(port, host, registry=self.registry)
+            log.info("collector metrics on http://%s:%d/metrics", host, port)
         self.writer.start()
         self._committer.start()
         self.source.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         self.source.stop()
         self._stop.set()
         self._committer.join(timeout)

@@ -36,6 +36,14 @@ ENV_OVERRIDES: dict[str, str] = {
 }
 
 
+def split_host_port(value: str) -> tuple[str, int]:
+    """``host:port`` (an empty host means every interface) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class ConfigError(Exception):
     """Configuration that cannot work. The message is meant for the operator."""
 
@@ -155,6 +163,16 @@ class CollectorSettings(_Section):
     retry_max: Duration = Field(30.0, description="longest backoff while InfluxDB is down")
     stats_interval: Duration = Field(30.0, description="how often counters are logged")
     deadletter_payload_bytes: int = Field(4096, ge=0)
+    metrics_addr: str | None = Field(
+        None, description="host:port for a /metrics endpoint of this role's own, e.g. :9101"
+    )
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _metrics_addr(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value)
+        return value
 
 
 class FleetSettings(_Section):
@@ -174,9 +192,7 @@ class ApiSettings(_Section):
     @field_validator("addr")
     @classmethod
     def _addr(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        split_host_port(value)
         return value
 
 

@@ -17,7 +17,7 @@ def collector_process(
     protocol: str = "3.1.1",
     extra_config: str = "",
 ) -> KordonProcess:
-    config = tmp_path / "kordon.yaml"
+    config = tmp_path / f"{client_id}.yaml"
     config.write_text(
         f"""mqtt:
   protocol: "{protocol}"
