@@ -30,8 +30,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import peak_rss_mb, publish_all, start_servers  # noqa: E402
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer  # noqa: E402
+from bench.common import peak_rss_mb, publish_all, scrape, start_servers
+from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port
 
 DEVICES = 1000
 TS0 = 1_790_000_000
@@ -90,46 +90,13 @@ def drain_mosquitto_sub(broker: MosquittoServer, stream: list[tuple[str, bytes]]
     return len(stream) / (time.perf_counter() - started)
 
 
-BARE_PAHO = """
-import sys, threading, time
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-host, port, cid, count, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
-v5 = proto == "5"
-c = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid,
-                protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-                clean_session=None if v5 else False)
-n = 0
-done = threading.Event()
-def on_message(*_a):
-    global n
-    n += 1
-    if n >= count:
-        done.set()
-c.on_message = on_message
-kw = {}
-if v5:
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.packettypes import PacketTypes
-    p = Properties(PacketTypes.CONNECT); p.SessionExpiryInterval = 3600; p.ReceiveMaximum = 1000
-    kw = {"clean_start": False, "properties": p}
-c.on_connect = lambda cl, *_a: cl.subscribe("kordon/v1/+/+/+/telemetry", qos=1)
-c.connect(host, port, **kw)
-started = time.perf_counter()
-c.loop_start()
-if count == 0:
-    time.sleep(1)
-else:
-    done.wait(600)
-print(count / (time.perf_counter() - started) if count else 0)
-c.disconnect(); c.loop_stop()
-"""
+BARE_PAHO = Path(__file__).with_name("bare_paho_sub.py")
 
 
 def drain_bare_paho(broker: MosquittoServer, stream: list[tuple[str, bytes]],
                     protocol: str) -> float:
     client_id = f"bench-paho-{uuid.uuid4().hex[:6]}"
-    args = [sys.executable, "-c", BARE_PAHO, broker.host, str(broker.port), client_id]
+    args = [sys.executable, str(BARE_PAHO), broker.host, str(broker.port), client_id]
     subprocess.run([*args, "0", protocol], check=True, capture_output=True)
     publish_all(broker.host, broker.port, stream)
     out = subprocess.run([*args, str(len(stream)), protocol], check=True, capture_output=True,
@@ -174,6 +141,56 @@ def drain_collector(
     return readings / elapsed, len(stream) / elapsed, rss
 
 
+def backlog_on_disk(
+    broker: MosquittoServer, influx: InfluxServer, stream: list[tuple[str, bytes]],
+    readings: int, workdir: Path,
+) -> str:
+    """InfluxDB away while the whole stream arrives: the backlog must go to disk, not RAM."""
+    database = f"bench_{uuid.uuid4().hex[:6]}"
+    client_id = f"bench-backlog-{uuid.uuid4().hex[:6]}"
+    config = workdir / f"{client_id}.yaml"
+    port = free_port()
+    config.write_text(f"mqtt:\n  client_id: {client_id}\ncollector:\n  retry_max: 1s\n"
+                      f'  metrics_addr: "127.0.0.1:{port}"\n')
+    env = {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": broker.url,
+           "KORDON_INFLUX_URL": influx.url, "KORDON_INFLUX_DB": database,
+           "KORDON_DATA_DIR": str(workdir / "data")}
+    process = KordonProcess(["run", "--roles", "collector"], env, workdir / client_id)
+    influx.stop()
+    process.start(ready_line="collector ready")
+    assert process.process is not None
+    pid = process.process.pid
+    baseline = peak_rss_mb(pid)
+    publish_all(broker.host, broker.port, stream)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        metrics = scrape(port)
+        if metrics.get("kordon_collector_readings_accepted_total", 0) >= readings:
+            break
+        time.sleep(0.2)
+    spooled = scrape(port)["kordon_collector_spool_backlog_bytes"] / 1e6
+    rss_with_backlog = peak_rss_mb(pid)
+    influx.start()
+    started = time.perf_counter()
+    while True:
+        try:
+            rows = influx.query('SELECT count("battery.charge") FROM ups', database)
+        except RuntimeError:  # the collector has not re-created the database yet
+            rows = []
+        if rows and rows[0]["count"] >= readings:
+            break
+        if time.perf_counter() - started > 600:
+            raise RuntimeError("backlog did not drain")
+        time.sleep(0.1)
+    drain = readings / (time.perf_counter() - started)
+    rss_after = peak_rss_mb(pid)
+    process.stop()
+    return (f"[backlog] InfluxDB down while {readings:,} readings arrived: {spooled:.0f} MB "
+            f"spooled on disk; peak RSS {baseline:.0f} MB before, {rss_with_backlog:.0f} MB "
+            f"with the backlog, {rss_after:.0f} MB after draining it at {drain:,.0f} "
+            "readings/s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,6 +228,9 @@ def main() -> int:
                         f"peak RSS {rss:.0f} MB")
                 print(line, flush=True)
                 results.append(line)
+        line = backlog_on_disk(broker, influx, batched, n_batched, workdir)
+        print(line, flush=True)
+        results.append(line)
         print("\nsummary:")
         for line in results:
             print("  " + line)
