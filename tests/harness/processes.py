@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness.waiting import wait_until
+from tests.harness.waiting import end_process, wait_until
 
 
 class KordonProcess:
@@ -58,14 +58,7 @@ class KordonProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
+        code = end_process(self.process, sig, timeout)
         self.process = None
         return code
 

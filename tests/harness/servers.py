@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness.waiting import wait_until
+from tests.harness.waiting import end_process, wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
@@ -67,13 +67,7 @@ class _Server:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, sig, timeout)
         self.process = None
 
     def kill(self) -> None:
