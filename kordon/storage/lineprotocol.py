@@ -20,8 +20,9 @@ class LineProtocolError(ValueError):
 
 
 def escape_measurement(name: str) -> str:
-    if "\n" in name or not name:
-        raise LineProtocolError(f"measurement {name!r} is empty or holds a newline")
+    if "\n" in name or not name or name.startswith("#"):
+        # A line that starts with '#' is a comment to InfluxDB.
+        raise LineProtocolError(f"measurement {name!r} is empty, starts with #, or holds a newline")
     return name.translate(_MEASUREMENT)
 
 
@@ -76,3 +77,117 @@ def encode_line(
     if ts_ns is not None:
         parts.append(f" {ts_ns}")
     return "".join(parts)
+
+
+# --- parsing ------------------------------------------------------------------------------
+# Kordon's own SQLite store (the embedded demo) takes the same line protocol the collector
+# sends InfluxDB, so the collector does not care which store is behind it.
+
+FieldValue = float | int | bool | str
+
+_TRUE = {"t", "T", "true", "True", "TRUE"}
+_FALSE = {"f", "F", "false", "False", "FALSE"}
+
+
+def _read_escaped(text: str, pos: int, stops: str) -> tuple[str, int]:
+    """Read up to an unescaped character of ``stops``; return (unescaped text, stop index)."""
+    out: list[str] = []
+    end = len(text)
+    while pos < end:
+        char = text[pos]
+        if char == "\\" and pos + 1 < end and text[pos + 1] in ',= \\"':
+            out.append(text[pos + 1])
+            pos += 2
+            continue
+        if char in stops:
+            break
+        out.append(char)
+        pos += 1
+    return "".join(out), pos
+
+
+def _parse_field_value(text: str, pos: int) -> tuple[FieldValue, int]:
+    if text[pos] == '"':
+        out: list[str] = []
+        pos += 1
+        while pos < len(text):
+            char = text[pos]
+            if char == "\\" and pos + 1 < len(text) and text[pos + 1] in '"\\':
+                out.append(text[pos + 1])
+                pos += 2
+                continue
+            if char == '"':
+                return "".join(out), pos + 1
+            out.append(char)
+            pos += 1
+        raise LineProtocolError("unterminated string field value")
+    end = pos
+    while end < len(text) and text[end] not in ", \n":
+        end += 1
+    raw = text[pos:end]
+    if raw in _TRUE:
+        return True, end
+    if raw in _FALSE:
+        return False, end
+    try:
+        if raw.endswith("i"):
+            return int(raw[:-1]), end
+        value = float(raw)
+    except ValueError:
+        raise LineProtocolError(f"bad field value {raw!r}") from None
+    if not math.isfinite(value):
+        raise LineProtocolError(f"bad field value {raw!r}")
+    return value, end
+
+
+def parse_lines(
+    body: str,
+) -> list[tuple[str, dict[str, str], dict[str, FieldValue], int | None]]:
+    """Parse newline-separated line protocol into (measurement, tags, fields, ts_ns)."""
+    points = []
+    pos, end = 0, len(body)
+    while pos < end:
+        if body[pos] in "\n\r ":
+            pos += 1
+            continue
+        if body[pos] == "#":
+            nl = body.find("\n", pos)
+            pos = end if nl < 0 else nl + 1
+            continue
+        measurement, pos = _read_escaped(body, pos, ", \n")
+        tags: dict[str, str] = {}
+        while pos < end and body[pos] == ",":
+            key, pos = _read_escaped(body, pos + 1, "=, \n")
+            if pos >= end or body[pos] != "=":
+                raise LineProtocolError(f"tag {key!r} has no value")
+            value, pos = _read_escaped(body, pos + 1, ", \n")
+            tags[key] = value
+        if pos >= end or body[pos] != " ":
+            raise LineProtocolError(f"measurement {measurement!r} has no fields")
+        fields: dict[str, FieldValue] = {}
+        pos += 1
+        while True:
+            key, pos = _read_escaped(body, pos, "=, \n")
+            if pos >= end or body[pos] != "=":
+                raise LineProtocolError(f"field {key!r} has no value")
+            fields[key], pos = _parse_field_value(body, pos + 1)
+            if pos < end and body[pos] == ",":
+                pos += 1
+                continue
+            break
+        ts: int | None = None
+        if pos < end and body[pos] == " ":
+            nl = body.find("\n", pos)
+            raw = body[pos + 1 : end if nl < 0 else nl].strip()
+            if raw:
+                try:
+                    ts = int(raw)
+                except ValueError:
+                    raise LineProtocolError(f"bad timestamp {raw!r}") from None
+            pos = end if nl < 0 else nl
+        if not measurement or not fields:
+            raise LineProtocolError("a line needs a measurement and at least one field")
+        points.append((measurement, tags, fields, ts))
+        if pos < end and body[pos] not in "\n":
+            raise LineProtocolError(f"unexpected {body[pos]!r} after the fields")
+    return points
