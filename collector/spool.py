@@ -53,6 +53,8 @@ def _scan(data: bytes, start: int = 0) -> tuple[list[bytes], int]:
     header_size = _HEADER.size
     while pos + header_size <= end:
         length, crc = _HEADER.unpack_from(data, pos)
+        if length == 0:
+            break  # never written (append refuses empty records): zeros left by a crash
         body_end = pos + header_size + length
         if body_end > end:
             break
@@ -148,6 +150,8 @@ class Spool:
     def append(self, records: list[bytes], token: object = None) -> None:
         """Queue records for the next commit; ``token`` is returned by that commit."""
         for body in records:
+            if not body:
+                raise ValueError("empty spool record")
             if len(body) > MAX_RECORD_BYTES:
                 raise ValueError(f"spool record of {len(body)} bytes exceeds {MAX_RECORD_BYTES}")
         with self._lock:
@@ -252,10 +256,7 @@ class Spool:
             with path.open("rb") as handle:
                 handle.seek(pos.offset)
                 data = handle.read(want)
-            found, used = _scan(data)
-            if len(found) > max_records - len(records):
-                found = found[: max_records - len(records)]
-                used = sum(_HEADER.size + len(body) for body in found)
+            found, _ = _scan(data)
             if not found:
                 log.error(
                     "spool: unreadable data in %s at offset %d; skipping the rest of the segment",
@@ -264,7 +265,16 @@ class Spool:
                 )
                 pos = Position(pos.segment, limit)
                 continue
-            records.extend(found)
+            keep = used = 0
+            for body in found[: max_records - len(records)]:
+                step = _HEADER.size + len(body)
+                if (records or keep) and size + used + step > max_bytes:
+                    break  # the batch is full; a record over max_bytes on its own goes alone
+                keep += 1
+                used += step
+            if not keep:
+                break
+            records.extend(found[:keep])
             size += used
             pos = Position(pos.segment, pos.offset + used)
         if not records:
@@ -318,7 +328,9 @@ class Spool:
 
     def drained(self) -> bool:
         with self._lock:
-            return self._read_pos >= self._committed and not self._pending
+            if self._pending:
+                return False
+        return self.backlog_bytes() == 0
 
     def close(self) -> None:
         self.commit()

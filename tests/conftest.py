@@ -9,6 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.harness import InfluxServer, MosquittoServer
+from tests.harness.processes import LIVE
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_kordon_processes() -> Iterator[None]:
+    """Kill what a failed test left running; a passing test stops its own processes."""
+    yield
+    for process in list(LIVE):
+        process.kill()
 
 
 @pytest.fixture(scope="session")

@@ -66,8 +66,14 @@ def quote_identifier(name: str) -> str:
 
 
 def quote_string(value: str) -> str:
-    """Quote an InfluxQL string literal (tag values in WHERE clauses)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """Quote an InfluxQL string literal (tag values in WHERE clauses).
+
+    InfluxQL has no escape for a carriage return or NUL: such values are refused here, so a
+    caller answers "bad input" instead of sending a query InfluxDB cannot parse.
+    """
+    if "\r" in value or "\0" in value:
+        raise ValueError("InfluxQL strings cannot hold a carriage return or NUL")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
 class InfluxClient:

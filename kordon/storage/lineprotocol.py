@@ -95,7 +95,9 @@ def _read_escaped(text: str, pos: int, stops: str) -> tuple[str, int]:
     end = len(text)
     while pos < end:
         char = text[pos]
-        if char == "\\" and pos + 1 < end and text[pos + 1] in ',= \\"':
+        # Keys and tag values escape only commas, equals signs and spaces; any other
+        # backslash is literal, as InfluxDB reads it.
+        if char == "\\" and pos + 1 < end and text[pos + 1] in ",= ":
             out.append(text[pos + 1])
             pos += 2
             continue

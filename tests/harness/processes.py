@@ -10,8 +10,16 @@ from pathlib import Path
 
 from tests.harness.waiting import end_process, wait_until
 
+LIVE: set[KordonProcess] = set()
+
 
 class KordonProcess:
+    """``python -m kordon ARGS`` with its output in ``workdir/kordon.log``.
+
+    Every instance is remembered in :data:`LIVE` so a test that fails half-way cannot leave
+    a collector running into the next test (see ``tests/conftest.py``).
+    """
+
     def __init__(self, args: list[str], env: dict[str, str], workdir: Path) -> None:
         self.args = args
         self.env = {**os.environ, **env}
@@ -32,6 +40,7 @@ class KordonProcess:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+        LIVE.add(self)
         if ready_line:
             wait_until(
                 lambda: self._log_since(offset).find(ready_line) >= 0 or self._dead(),
@@ -60,6 +69,7 @@ class KordonProcess:
             return None
         code = end_process(self.process, sig, timeout)
         self.process = None
+        LIVE.discard(self)
         return code
 
     def kill(self) -> None:

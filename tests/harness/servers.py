@@ -173,7 +173,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 for values in series["values"]:
                     row = dict(zip(series["columns"], values, strict=True))
                     row.update(series.get("tags", {}))
-                    row["_measurement"] = series["name"]
+                    row["_measurement"] = series.get("name")
                     rows.append(row)
         return rows
 
