@@ -73,7 +73,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 # Modules that add sub-commands: each has ``register(subparsers)`` and imports its heavy
 # dependencies inside the handlers, so ``kordon --help`` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("simulators.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("simulators.cli", "kordon.dashboards.cli")
 
 
 def _register_extra_commands(commands: argparse._SubParsersAction) -> None:

@@ -8,8 +8,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Real servers for the tests: Mosquitto and InfluxDB 1.x from Debian, mosquitto_sub for
-# the benchmarks, python3-venv for the virtual environment.
-PACKAGES="mosquitto mosquitto-clients influxdb python3-venv"
+# the benchmarks, python3-venv for the virtual environment, docker-compose to validate the
+# compose file offline.
+PACKAGES="mosquitto mosquitto-clients influxdb python3-venv docker-compose"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
