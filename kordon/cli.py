@@ -73,7 +73,12 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 # Modules that add sub-commands: each has ``register(subparsers)`` and imports its heavy
 # dependencies inside the handlers, so ``kordon --help`` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("simulators.cli", "kordon.dashboards.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "simulators.cli",
+    "alerts.cli",
+    "api.cli",
+    "kordon.dashboards.cli",
+)
 
 
 def _register_extra_commands(commands: argparse._SubParsersAction) -> None:
@@ -82,8 +87,12 @@ def _register_extra_commands(commands: argparse._SubParsersAction) -> None:
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
+        except ModuleNotFoundError as exc:
+            # Only a role package left out of this installation is skipped; a dependency
+            # missing inside one is a broken installation and must say so.
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
         module.register(commands)
 
 
