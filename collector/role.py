@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import paho.mqtt.client as paho
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 
 from collector.acks import AckTracker, Token
 from collector.ingest import Ingest, IngestResult, deadletter_payload
@@ -17,6 +17,7 @@ from collector.source import MqttSource
 from collector.spool import Spool
 from collector.stats import CollectorStats
 from collector.writer import InfluxWriter
+from kordon import metrics
 from kordon.clock import Clock
 from kordon.config import Settings, split_host_port
 from kordon.model.payload import DecodeLimits
@@ -36,8 +37,7 @@ class CollectorRole:
         self.client_id = settings.mqtt.client_id_for("collector")
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.client_id)
         self.stats = CollectorStats()
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(self.stats)
+        metrics.register("collector", self.stats)
         self.spool = Spool(
             settings.data_dir / "spool" / safe_id,
             segment_bytes=cfg.spool_segment_bytes,
@@ -108,7 +108,7 @@ class CollectorRole:
         log.info("collector %s: spool in %s", self.client_id, self.spool.directory)
         if self.settings.collector.metrics_addr:
             host, port = split_host_port(self.settings.collector.metrics_addr)
-            self._metrics_server, _ = start_http_server(port, host, registry=self.registry)
+            self._metrics_server, _ = start_http_server(port, host, registry=metrics.REGISTRY)
             log.info("collector metrics on http://%s:%d/metrics", host, port)
         self.writer.start()
         self._committer.start()
