@@ -22,7 +22,7 @@ from kordon.clock import Clock
 from kordon.config import Settings, split_host_port
 from kordon.model.payload import DecodeLimits
 from kordon.model.topics import DEADLETTER_TOPIC
-from kordon.storage.influx import InfluxClient
+from kordon.storage.telemetry import open_telemetry_store
 
 log = logging.getLogger("collector")
 
@@ -66,7 +66,7 @@ class CollectorRole:
         self._deadletter_tokens: dict[int, Token] = {}
         self._deadletter_lock = threading.Lock()
         self.source.client.on_publish = self._on_publish
-        self.influx = InfluxClient(settings.influx.target())
+        self.influx = open_telemetry_store(settings.influx)
         self.writer = InfluxWriter(
             self.spool,
             self.influx,

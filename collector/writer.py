@@ -24,11 +24,11 @@ from collector.spool import Spool
 from collector.stats import CollectorStats
 from kordon.storage.influx import (
     InfluxAuthError,
-    InfluxClient,
     InfluxDatabaseMissing,
     InfluxError,
     InfluxRejected,
 )
+from kordon.storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class InfluxWriter:
     def __init__(
         self,
         spool: Spool,
-        client: InfluxClient,
+        client: TelemetryStore,
         stats: CollectorStats,
         on_rejected: RejectHandler,
         batch_bytes: int = 1 << 20,

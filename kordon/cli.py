@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from kordon import __version__
 from kordon.clock import WALL_CLOCK
 from kordon.config import ConfigError, Settings, load_settings
-from kordon.roles import Role, UnknownRole, build_role
+from kordon.roles import Role, UnknownRole, build_role, stop_event_on_signals
 
 log = logging.getLogger("kordon")
 
@@ -32,14 +30,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not names:
         print("kordon run: --roles needs at least one role", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    stop = stop_event_on_signals("the roles")
     roles: list[Role] = []
     try:
         for name in names:
@@ -78,6 +69,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "alerts.cli",
     "api.cli",
     "kordon.dashboards.cli",
+    "kordon.demo",
+    "bridges.cli",
 )
 
 

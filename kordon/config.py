@@ -9,18 +9,18 @@ names the key (or the variable it came from) and says how to fix it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kordon.durations import parse_duration
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+from kordon.alerting_config import NotifySettings, RulesSettings
+from kordon.durations import Duration
 
 # variable -> dotted key it overrides
 ENV_OVERRIDES: dict[str, str] = {
@@ -122,8 +122,13 @@ class InfluxSettings(_Section):
     @classmethod
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
+        if parts.scheme == "sqlite" and (parts.netloc or parts.path):
+            return value  # Kordon's embedded store, e.g. sqlite:///var/lib/kordon/telemetry.db
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must look like http://host:8086 (or https://)")
+            raise ValueError(
+                "must look like http://host:8086 (or https://), or sqlite:///path/telemetry.db "
+                "for the embedded store"
+            )
         return value
 
     def target(self) -> Any:
@@ -180,14 +185,62 @@ class FleetSettings(_Section):
     file: Path | None = None
 
 
-class NotifySettings(_Section):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    webhook_url: str | None = None
+ApiRoleName = Literal["viewer", "operator", "admin"]
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ApiToken(_Section):
+    """A bearer token of the API. Only its SHA-256 is configured: the file holds no secret."""
+
+    name: str = Field(
+        ..., pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="who holds it (shown in logs)"
+    )
+    role: ApiRoleName = Field(
+        ...,
+        description="viewer reads; operator also acks, silences and runs scenarios; "
+        "admin may do everything",
+    )
+    sha256: str = Field(
+        ..., description="hex SHA-256 of the token; `kordon token create` prints it"
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _SHA256_HEX.match(value):
+            raise ValueError(
+                "must be the 64 hex digits of the token's SHA-256 (never the token itself); "
+                "mint one with `kordon token create --role viewer --name NAME`"
+            )
+        return value
 
 
 class ApiSettings(_Section):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    addr: str = "127.0.0.1:8080"
+    addr: str = Field("127.0.0.1:8080", description="host:port the API and the page listen on")
+    tokens: list[ApiToken] = Field(default_factory=list, description="bearer tokens, hashed")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty turns CORS off"
+    )
+    metrics: bool = Field(True, description="serve /metrics (Prometheus text, needs a token)")
+    live: bool = Field(True, description="follow MQTT for current state between store reads")
+    refresh_interval: Duration = Field(
+        30.0,
+        gt=0,
+        description="how often current state is re-read from InfluxDB (the live "
+        "MQTT follower keeps it current in between)",
+    )
+    state_lookback: Duration = Field(
+        86400.0, gt=0, description="how far back current state is looked for in InfluxDB"
+    )
+    offline_after: float = Field(
+        3.0, gt=0, description="intervals of silence after which a device counts as stale"
+    )
+    max_points: int = Field(5000, ge=10, description="most points one telemetry query returns")
+    max_range: Duration = Field(31 * 86400.0, gt=0, description="longest telemetry range")
+    scenarios_dir: Path | None = Field(None, description="default: the simulators' library")
+    max_scenario_runs: int = Field(2, ge=0, description="scenario runs at the same time")
+    max_scenario_speed: float = Field(3600.0, gt=0)
 
     @field_validator("addr")
     @classmethod
@@ -195,13 +248,38 @@ class ApiSettings(_Section):
         split_host_port(value)
         return value
 
+    @field_validator("tokens")
+    @classmethod
+    def _unique(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        seen: set[str] = set()
+        for token in tokens:
+            if token.sha256 in seen:
+                raise ValueError(f"token {token.name!r} has the same hash as another token")
+            seen.add(token.sha256)
+        return tokens
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            is_origin = (
+                parts.scheme in ("http", "https") and parts.hostname and parts.path in ("", "/")
+            )
+            if origin != "*" and not is_origin:
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port], e.g. "
+                    "https://ops.example.org"
+                )
+        return [origin.rstrip("/") for origin in origins]
+
 
 class Settings(_Section):
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     collector: CollectorSettings = CollectorSettings()
     fleet: FleetSettings = FleetSettings()
-    rules: dict[str, Any] = Field(default_factory=dict)
+    rules: RulesSettings = RulesSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
     data_dir: Path = Path("./data")

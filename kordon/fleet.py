@@ -29,7 +29,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -37,11 +36,9 @@ from pydantic import (
     model_validator,
 )
 
-from kordon.durations import parse_duration
+from kordon.durations import Duration
 from kordon.model.kinds import DeviceKind
 from kordon.model.topics import NAME_PATTERN
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 SITE_FEED = "site"
 OWN_GENERATOR_FEED = "generator"

@@ -8,6 +8,9 @@ packages stay independent of each other.
 from __future__ import annotations
 
 import importlib
+import logging
+import signal
+import threading
 from typing import Protocol
 
 from kordon.clock import Clock
@@ -49,3 +52,17 @@ def build_role(name: str, settings: Settings, clock: Clock) -> Role:
     if not hasattr(module, "build"):
         raise UnknownRole(f"role {name!r} is not implemented yet")
     return module.build(settings, clock)
+
+
+def stop_event_on_signals(what: str) -> threading.Event:
+    """An event that SIGINT (Ctrl-C) and SIGTERM set, so every role stops cleanly."""
+    stop = threading.Event()
+    log = logging.getLogger("kordon")
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping %s", signal.Signals(signum).name, what)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    return stop

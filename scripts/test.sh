@@ -10,8 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Real servers for the tests: Mosquitto and InfluxDB 1.x from Debian, mosquitto_sub for
 # the benchmarks, python3-venv for the virtual environment, docker-compose to validate the
 # compose file offline, chromium for the browser test of the operations page (Playwright
-# drives it; no browser is ever downloaded).
-PACKAGES="mosquitto mosquitto-clients influxdb python3-venv docker-compose chromium"
+# drives it; no browser is ever downloaded), nut-server for a real upsd and dummy-ups behind
+# the NUT bridge's tests.
+PACKAGES="mosquitto mosquitto-clients influxdb python3-venv docker-compose chromium nut-server"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -17,6 +17,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,22 @@ def _alert_lines(start: int) -> str:
 
 
 @pytest.fixture(scope="module")
+def private_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    """A broker of this module's own: the dashboards use the real site names of the default
+    fleet, and other tests leave retained status messages for those names on the shared one."""
+    server = MosquittoServer(tmp_path_factory.mktemp("dashboards-mosquitto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def filled(
-    tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer, influxdb: InfluxServer
+    tmp_path_factory: pytest.TempPathFactory,
+    private_mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
 ) -> Filled:
+    mosquitto = private_mosquitto
     database = f"dashboards_{uuid.uuid4().hex[:8]}"
     workdir = tmp_path_factory.mktemp("dashboards-collector")
     collector: KordonProcess = collector_process(

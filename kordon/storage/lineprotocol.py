@@ -109,6 +109,8 @@ def _read_escaped(text: str, pos: int, stops: str) -> tuple[str, int]:
 
 
 def _parse_field_value(text: str, pos: int) -> tuple[FieldValue, int]:
+    if pos >= len(text):
+        raise LineProtocolError("a field has no value")
     if text[pos] == '"':
         out: list[str] = []
         pos += 1

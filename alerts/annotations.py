@@ -1,0 +1,133 @@
+"""Alert transitions to the InfluxDB measurement ``alerts`` (Grafana annotations).
+
+Tags ``alertname``, ``site``, ``device``, ``severity``, ``state``; fields ``summary``,
+``description``, ``fingerprint``. The engine must never wait for or fail on InfluxDB: events
+go into a bounded buffer that a thread writes in batches. While InfluxDB is down the buffer
+holds the newest ``influx_buffer`` events; older ones are dropped and counted
+(``dropped``), because annotations are a convenience and alert state lives in SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+from alerts.engine import Transition
+from kordon.storage.influx import InfluxClient, InfluxDatabaseMissing, InfluxError, InfluxTarget
+from kordon.storage.lineprotocol import encode_line
+
+log = logging.getLogger("alerts.annotations")
+
+
+def annotation_line(event: Transition) -> str:
+    labels = event.labels
+    return encode_line(
+        "alerts",
+        {
+            "alertname": labels.get("alertname", ""),
+            "site": labels.get("site", ""),
+            "device": labels.get("device", ""),
+            "severity": labels.get("severity", ""),
+            "state": event.state.value,
+        },
+        {
+            "summary": event.annotations.get("summary", ""),
+            "description": event.annotations.get("description", ""),
+            "fingerprint": event.fingerprint,
+        },
+        int(event.at * 1e9),
+    )
+
+
+class AnnotationWriter:
+    def __init__(
+        self,
+        target: InfluxTarget,
+        capacity: int,
+        retry_max: float = 30.0,
+        create_database: bool = True,
+    ) -> None:
+        self.target = target
+        self.create_database = create_database
+        self.capacity = max(capacity, 1)
+        self.retry_max = retry_max
+        self._queue: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alerts-influx", daemon=True)
+        self.written = 0
+        self.dropped = 0
+        self.failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._event.set()
+        self._thread.join(timeout)
+
+    def submit(self, event: Transition) -> None:
+        line = annotation_line(event)
+        with self._lock:
+            if len(self._queue) >= self.capacity:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(line)
+        self._event.set()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def _run(self) -> None:
+        client = InfluxClient(self.target)
+        backoff = 0.5
+        try:
+            while True:
+                self._event.wait(1.0)
+                self._event.clear()
+                with self._lock:
+                    batch = list(self._queue)[:5000]
+                if not batch:
+                    if self._stop.is_set():
+                        return
+                    continue
+                try:
+                    client.write(("\n".join(batch) + "\n").encode())
+                except InfluxDatabaseMissing:
+                    if self.create_database and client.create_database():
+                        self._event.set()
+                        continue
+                    if self._stop.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, self.retry_max)
+                    self._event.set()
+                    continue
+                except InfluxError as exc:
+                    if not exc.retryable:
+                        log.error("InfluxDB refused alert annotations (%s); dropping them", exc)
+                        self._forget(batch)
+                        self.dropped += len(batch)
+                        continue
+                    if not self.failing:
+                        log.warning("InfluxDB unavailable for alert annotations: %s", exc)
+                    self.failing = True
+                    if self._stop.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, self.retry_max)
+                    self._event.set()
+                    continue
+                self._forget(batch)
+                self.written += len(batch)
+                self.failing = False
+                backoff = 0.5
+        finally:
+            client.close()
+
+    def _forget(self, batch: list[str]) -> None:
+        with self._lock:
+            for _ in range(min(len(batch), len(self._queue))):
+                self._queue.popleft()

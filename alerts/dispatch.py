@@ -1,0 +1,302 @@
+"""Routing tree, aggregation groups and the notification log (Alertmanager semantics).
+
+An alert walks the routing tree to the deepest matching route (siblings after a match only
+with ``continue``). Alerts of a route with the same ``group_by`` label values form a group;
+a group is first notified ``group_wait`` after it forms (so related alerts arriving together
+make one page), then looked at every ``group_interval``; it is notified again when alerts
+were added or resolved, or, if nothing changed, after ``repeat_interval`` while an
+unacknowledged alert still fires.
+
+The notification log (persisted) records what each receiver was last told per group: after
+a restart the same firing set is not paged again. Escalation: a critical alert nobody
+acknowledged within ``escalate_after`` is sent to the route's ``escalate_to`` receiver, once
+per firing instance, and that receiver is told when it resolves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.state import Alert
+from kordon.alerting_config import ROOT_DEFAULTS, NotifySettings, RouteSettings
+from kordon.alerting_model import (
+    AlertState,
+    Matcher,
+    group_key,
+    matches_all,
+    webhook_payload,
+)
+from kordon.storage.alert_store import NflogEntry
+
+
+@dataclass(slots=True)
+class Route:
+    id: str
+    receiver: str | None
+    matchers: tuple[Matcher, ...]
+    group_by: tuple[str, ...]
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    escalate_to: str | None
+    escalate_after: float
+    continue_: bool
+    children: list[Route] = field(default_factory=list)
+
+    def match(self, labels: dict[str, str]) -> list[Route]:
+        if not matches_all(self.matchers, labels):
+            return []
+        found: list[Route] = []
+        for child in self.children:
+            matched = child.match(labels)
+            if matched:
+                found.extend(matched)
+                if not child.continue_:
+                    break
+        return found or [self]
+
+    def group_labels(self, labels: dict[str, str]) -> dict[str, str]:
+        if "..." in self.group_by:
+            return dict(labels)
+        return {name: labels[name] for name in self.group_by if name in labels}
+
+
+def build_routes(settings: NotifySettings) -> Route:
+    receivers = settings.all_receivers()
+    root_receiver = settings.route.receiver or ("default" if "default" in receivers else None)
+    if root_receiver is None and len(receivers) == 1:
+        root_receiver = next(iter(receivers))
+    return _route(settings.route, "0", None, root_receiver)
+
+
+def _route(
+    conf: RouteSettings, route_id: str, parent: Route | None, receiver: str | None
+) -> Route:
+    def pick(name: str) -> Any:
+        value = getattr(conf, name)
+        if value is not None:
+            return value
+        return getattr(parent, name) if parent is not None else ROOT_DEFAULTS.get(name)
+
+    route = Route(
+        id=route_id,
+        receiver=conf.receiver or receiver,
+        matchers=tuple(Matcher.parse(m) for m in conf.matchers),
+        group_by=tuple(pick("group_by")),
+        group_wait=pick("group_wait"),
+        group_interval=pick("group_interval"),
+        repeat_interval=pick("repeat_interval"),
+        escalate_to=conf.escalate_to if conf.escalate_to is not None else (
+            parent.escalate_to if parent is not None else None
+        ),
+        escalate_after=pick("escalate_after"),
+        continue_=conf.continue_,
+    )
+    route.children = [
+        _route(child, f"{route_id}.{i}", route, route.receiver)
+        for i, child in enumerate(conf.routes)
+    ]
+    return route
+
+
+@dataclass(slots=True)
+class Notification:
+    receiver: str
+    group_key: str
+    payload: dict[str, Any]
+    escalation: bool = False
+
+    def idempotency_key(self, integration: str) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"{integration}|{self.group_key}|{self.receiver}|".encode())
+        for alert in self.payload["alerts"]:
+            digest.update(f"{alert['fingerprint']}:{alert['status']}:{alert['startsAt']};".encode())
+        digest.update(str(self.payload.get("sentAt", "")).encode())
+        return digest.hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Group:
+    key: str
+    route: Route
+    labels: dict[str, str]
+    next_flush: float
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+
+Acked = Callable[[Alert], bool]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        root: Route,
+        nflog: dict[tuple[str, str], NflogEntry],
+        escalated: set[tuple[str, float]],
+        external_url: str = "",
+    ) -> None:
+        self.root = root
+        self.nflog = nflog
+        self.escalated = escalated
+        self.external_url = external_url
+        self.groups: dict[str, Group] = {}
+        self._routes_of: dict[str, list[Group]] = {}
+        # What the last flush wants persisted: (group key, receiver, entry) and escalations.
+        self.nflog_changes: list[tuple[str, str, NflogEntry]] = []
+        self.escalation_changes: list[tuple[str, float, str]] = []
+
+    def add(self, alert: Alert, now: float) -> None:
+        """An alert (re)entered firing; put it into the group of every route it matches."""
+        groups = []
+        for route in self.root.match(alert.labels):
+            labels = route.group_labels(alert.labels)
+            key = group_key(route.id, labels)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = Group(key, route, labels, now + route.group_wait)
+            group.alerts[alert.fingerprint] = alert
+            groups.append(group)
+        self._routes_of[alert.fingerprint] = groups
+
+    def forget(self, alert: Alert) -> None:
+        for group in self._routes_of.pop(alert.fingerprint, []):
+            group.alerts.pop(alert.fingerprint, None)
+
+    def next_due(self) -> float | None:
+        due = [g.next_flush for g in self.groups.values() if g.alerts]
+        for group in self.groups.values():
+            route = group.route
+            if route.escalate_to is None:
+                continue
+            for alert in group.alerts.values():
+                if (
+                    alert.state is AlertState.FIRING
+                    and alert.starts_at is not None
+                    and alert.labels.get("severity") == "critical"
+                    and (alert.fingerprint, alert.starts_at) not in self.escalated
+                ):
+                    due.append(alert.starts_at + route.escalate_after)
+        return min(due) if due else None
+
+    def flush(self, now: float, acked: Acked, held: set[str]) -> list[Notification]:
+        out: list[Notification] = []
+        for key in list(self.groups):
+            group = self.groups[key]
+            route = group.route
+            if route.escalate_to:
+                out.extend(self._escalate(group, now, acked, held))
+            if now >= group.next_flush:
+                notes, waiting = self._flush_group(group, now, acked, held)
+                out.extend(notes)
+                # A group held back by a pending inhibitor is looked at again a second later.
+                group.next_flush = now + (min(1.0, route.group_interval) if waiting
+                                          else route.group_interval)
+            if not group.alerts:
+                del self.groups[key]
+        return out
+
+    def _visible(self, alert: Alert, held: set[str]) -> bool:
+        return (
+            alert.state is AlertState.FIRING
+            and not alert.suppressed
+            and alert.fingerprint not in held
+        )
+
+    def _flush_group(
+        self, group: Group, now: float, acked: Acked, held: set[str]
+    ) -> tuple[list[Notification], bool]:
+        route = group.route
+        firing = [a for a in group.alerts.values() if self._visible(a, held)]
+        resolved = [a for a in group.alerts.values() if a.state is AlertState.RESOLVED]
+        hold_back = any(
+            a.state is AlertState.FIRING and a.fingerprint in held for a in group.alerts.values()
+        )
+        out: list[Notification] = []
+        if route.receiver is not None:
+            previous = self.nflog.get((group.key, route.receiver))
+            told = previous.firing if previous else frozenset()
+            firing_fps = frozenset(a.fingerprint for a in firing)
+            tell_resolved = [a for a in resolved if a.fingerprint in told]
+            send = bool(firing_fps - told) or bool(tell_resolved)
+            if (
+                not send
+                and firing
+                and previous is not None
+                and now - previous.sent_at >= route.repeat_interval
+                and any(not acked(a) for a in firing)
+            ):
+                send = True
+            if send and not hold_back:
+                out.append(self._notification(route.receiver, group, firing + tell_resolved, now))
+                entry = NflogEntry(
+                    firing_fps, frozenset(a.fingerprint for a in tell_resolved), now
+                )
+                self.nflog[(group.key, route.receiver)] = entry
+                self.nflog_changes.append((group.key, route.receiver, entry))
+        # While an alert of the group waits for a pending inhibitor nothing is sent; the
+        # group is looked at again on the next tick and then tells everything at once.
+        if not hold_back:
+            escalated_resolved = [
+                a for a in resolved if (a.fingerprint, a.starts_at) in self.escalated
+            ]
+            if route.escalate_to and escalated_resolved:
+                out.append(
+                    self._notification(
+                        route.escalate_to, group, escalated_resolved, now, escalation=True
+                    )
+                )
+            for alert in resolved:
+                group.alerts.pop(alert.fingerprint, None)
+                self._routes_of.pop(alert.fingerprint, None)
+        return out, hold_back
+
+    def _escalate(
+        self, group: Group, now: float, acked: Acked, held: set[str]
+    ) -> list[Notification]:
+        route = group.route
+        assert route.escalate_to is not None
+        due = [
+            a
+            for a in group.alerts.values()
+            if self._visible(a, held)
+            and a.starts_at is not None
+            and a.labels.get("severity") == "critical"
+            and now - a.starts_at >= route.escalate_after
+            and (a.fingerprint, a.starts_at) not in self.escalated
+            and not acked(a)
+        ]
+        if not due:
+            return []
+        for alert in due:
+            assert alert.starts_at is not None
+            self.escalated.add((alert.fingerprint, alert.starts_at))
+            self.escalation_changes.append((alert.fingerprint, alert.starts_at, route.escalate_to))
+        return [self._notification(route.escalate_to, group, due, now, escalation=True)]
+
+    def _notification(
+        self,
+        receiver: str,
+        group: Group,
+        alerts: Iterable[Alert],
+        now: float,
+        escalation: bool = False,
+    ) -> Notification:
+        key = group.key + ("/escalation" if escalation else "")
+        snapshots = sorted(
+            (a.snapshot(self.external_url) for a in alerts),
+            key=lambda s: (s.status != "firing", s.labels.get("alertname", ""), s.fingerprint),
+        )
+        payload = webhook_payload(
+            receiver=receiver,
+            group_labels=group.labels,
+            key=key,
+            alerts=snapshots,
+            external_url=self.external_url,
+        )
+        payload["sentAt"] = now  # Kordon's own field; receivers ignore unknown keys
+        if escalation:
+            payload["escalation"] = True
+        return Notification(receiver, key, payload, escalation)

@@ -1,0 +1,92 @@
+"""Inhibition: a firing source alert mutes target alerts that share the ``equal`` labels.
+
+Built-in rules (docs/alerts.md) express the root-cause grouping of the issue: a site
+outage mutes the site's per-device "on battery" alerts, a power problem mutes the
+``cause="power"`` offline alerts it explains, and an unreachable site mutes its devices'
+offline alerts. Configured rules are added to these.
+
+A *pending* source holds its targets back (they keep their state but are not notified yet)
+until it fires or clears: otherwise a target whose ``for`` ends first pages seconds before
+its inhibitor fires, the race of Alertmanager issue 2229.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from alerts.state import Alert
+from kordon.alerting_config import InhibitRuleSettings
+from kordon.alerting_model import AlertState, Matcher, matches_all
+
+POWER_ALERTS = "SitePowerOutage|MainsPowerLost|BatteryLow|BatteryDepletionImminent"
+
+BUILTIN = [
+    InhibitRuleSettings(
+        source_matchers=['alertname="SitePowerOutage"'],
+        target_matchers=['alertname="MainsPowerLost"'],
+        equal=["site"],
+    ),
+    InhibitRuleSettings(
+        source_matchers=[f'alertname=~"{POWER_ALERTS}"'],
+        target_matchers=['alertname=~"DeviceOffline|SiteUnreachable"', 'cause="power"'],
+        equal=["site"],
+    ),
+    InhibitRuleSettings(
+        source_matchers=['alertname="SiteUnreachable"'],
+        target_matchers=['alertname="DeviceOffline"'],
+        equal=["site"],
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InhibitRule:
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls, settings: InhibitRuleSettings) -> InhibitRule:
+        return cls(
+            tuple(Matcher.parse(m) for m in settings.source_matchers),
+            tuple(Matcher.parse(m) for m in settings.target_matchers),
+            tuple(settings.equal),
+        )
+
+
+class Inhibitor:
+    def __init__(self, extra: Iterable[InhibitRuleSettings] = ()) -> None:
+        self.rules = [InhibitRule.from_settings(s) for s in [*BUILTIN, *extra]]
+
+    def apply(self, alerts: Iterable[Alert]) -> set[str]:
+        """Set ``inhibited_by`` on every firing alert; return fingerprints held by a pending
+        source."""
+        alerts = list(alerts)
+        held: set[str] = set()
+        for alert in alerts:
+            alert.inhibited_by = []
+        for rule in self.rules:
+            sources: dict[tuple[str, ...], list[Alert]] = {}
+            for alert in alerts:
+                if alert.state in (AlertState.FIRING, AlertState.PENDING) and matches_all(
+                    rule.source, alert.labels
+                ):
+                    key = tuple(alert.labels.get(name, "") for name in rule.equal)
+                    sources.setdefault(key, []).append(alert)
+            if not sources:
+                continue
+            for alert in alerts:
+                if alert.state is not AlertState.FIRING or not matches_all(
+                    rule.target, alert.labels
+                ):
+                    continue
+                key = tuple(alert.labels.get(name, "") for name in rule.equal)
+                for source in sources.get(key, ()):
+                    if source is alert:
+                        continue
+                    if source.state is AlertState.FIRING:
+                        alert.inhibited_by.append(source.fingerprint)
+                    else:
+                        held.add(alert.fingerprint)
+        return held

@@ -1,0 +1,170 @@
+"""``kordon run --roles alerts``: the engine fed by MQTT and ticked by the wall clock.
+
+Subscriptions are plain (not ``$share``) in both MQTT versions, with a clean session of
+the role's own client id: the engine needs *every* device's messages (a shared group would
+split them between engines, each blind to half the fleet) and the *retained* status
+messages on subscribe, which MQTT 5 never sends to a shared subscription. Messages are
+QoS 1 and acknowledged on receipt: engine state is derived, and after a restart it is
+rebuilt from the retained status messages and fresh telemetry, while active alerts, the
+notification log and the outbox come back from SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
+
+from alerts.annotations import AnnotationWriter
+from alerts.engine import Engine, Transition
+from alerts.outbox import OutboxSender
+from kordon.clock import Clock
+from kordon.config import ConfigError, Settings
+from kordon.fleet import FleetError, load_fleet
+from kordon.model.topics import STATUS_FILTER, TELEMETRY_FILTER
+from kordon.mqtt import connect_async, make_client
+from kordon.storage.alert_store import AlertStore
+
+log = logging.getLogger("alerts")
+
+
+class AlertsRole:
+    name = "alerts"
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        fleet = None
+        if settings.fleet.file is not None:
+            try:
+                fleet = load_fleet(settings.fleet.file)
+            except FleetError as exc:
+                raise ConfigError(f"fleet.file: {exc}") from None
+        self.store = AlertStore.in_data_dir(settings.data_dir)
+        self.annotations: AnnotationWriter | None = None
+        if settings.rules.write_influx:
+            self.annotations = AnnotationWriter(
+                settings.influx.target(),
+                settings.rules.influx_buffer,
+                create_database=settings.influx.create_database,
+            )
+        self._lock = threading.Lock()
+        self.engine = Engine(
+            settings.rules,
+            settings.notify,
+            self.store,
+            clock.now(),
+            fleet=fleet,
+            on_transition=self._on_transition,
+        )
+        if not self.engine.receivers:
+            log.warning(
+                "no alert receivers configured (set KORDON_WEBHOOK_URL or notify.receivers): "
+                "alerts are evaluated and stored but nobody is notified"
+            )
+        self.sender = OutboxSender(
+            AlertStore.in_data_dir(settings.data_dir), settings.notify, clock.now
+        )
+        self.client_id = settings.mqtt.client_id_for("alerts")
+        self.client = make_client(settings.mqtt, self.client_id, persistent=False)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.connected = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="alerts-ticker", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        log.info("alert store %s", self.store.path)
+        if self.annotations is not None:
+            self.annotations.start()
+        self.sender.start()
+        self._ticker.start()
+        connect_async(self.client, self.settings.mqtt, persistent=False)
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._stop.set()
+        self._wake.set()
+        self._ticker.join(timeout)
+        self.sender.stop(timeout)
+        if self.annotations is not None:
+            self.annotations.stop(min(timeout, 5.0))
+        self.store.close()
+        self.sender.store.close()
+        log.info("alerts stopped: %s", self.engine.counters)
+
+    def healthy(self) -> bool:
+        return self._ticker.is_alive() and self.sender.alive() and self.connected.is_set()
+
+    # ------------------------------------------------------------------ MQTT thread
+    def _on_connect(
+        self, client: paho.Client, _u: object, _f: object, reason: ReasonCode, _p: object
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT connection refused: %s", reason)
+            return
+        self.connected.set()
+        client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
+
+    def _on_subscribe(self, *_args: object) -> None:
+        log.info("alerts ready: subscribed to %s and %s", TELEMETRY_FILTER, STATUS_FILTER)
+
+    def _on_disconnect(self, *_args: object) -> None:
+        self.connected.clear()
+        log.warning("MQTT connection lost; reconnecting")
+
+    def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
+        try:
+            with self._lock:
+                self.engine.handle(message.topic, message.payload, self.clock.now())
+                wake = self.engine.wake
+        except Exception:  # one bad message must not stop alerting
+            log.exception("error handling a message from %s", message.topic)
+            return
+        if wake:
+            self._wake.set()
+
+    # ------------------------------------------------------------------ ticker
+    def _tick_loop(self) -> None:
+        interval = self.settings.rules.evaluation_interval
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    notes = self.engine.tick(self.clock.now())
+                    due = self.engine.next_due()
+                if notes:
+                    self.sender.wakeup.set()
+            except Exception:
+                log.exception("alert evaluation failed; retrying")
+                due = None
+            wait = interval
+            if due is not None:
+                wait = min(interval, max(due - self.clock.now(), 0.005))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _on_transition(self, event: Transition) -> None:
+        log.info(
+            "%s %s %s: %s",
+            event.state.value,
+            event.labels.get("alertname"),
+            "/".join(filter(None, (event.labels.get("site"), event.labels.get("device")))),
+            event.annotations.get("summary", ""),
+        )
+        if self.annotations is not None:
+            self.annotations.submit(event)
+
+
+def build(settings: Settings, clock: Clock) -> AlertsRole:
+    return AlertsRole(settings, clock)
+
+
+__all__ = ["AlertsRole", "build"]

@@ -1,0 +1,261 @@
+"""What the engine knows about every device and site, fed by decoded readings and status.
+
+The state is derived: after a restart it is rebuilt from the retained status messages and
+fresh telemetry, so nothing here is persisted except the list of devices ever seen (so a
+device that died while the engine was down is still noticed as silent).
+
+Silence detection must not cost a pass over 100,000 devices per tick. Devices with the same
+silence timeout sit in one ``OrderedDict`` ordered by last receipt (moved to the end on each
+reading, O(1)), so a sweep only looks at the front of each and stops at the first device
+that is still fresh: the cost is the number of devices that just went silent.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from alerts.depletion import DischargeHistory
+from kordon.fleet import OWN_GENERATOR_FEED, SITE_FEED, Fleet
+from kordon.model.kinds import DeviceKind
+
+UPS, SCANNER, RADIO = DeviceKind.UPS, DeviceKind.SCANNER, DeviceKind.RADIO
+
+
+class DeviceState:
+    """One device. ``__slots__`` keeps it near 300 bytes (see bench/alerts.py)."""
+
+    __slots__ = (
+        "charge",
+        "charging",
+        "device",
+        "eta",
+        "fed_by",
+        "grid_ok",
+        "has_data",
+        "history",
+        "input_voltage",
+        "interval",
+        "kind",
+        "last_seen",
+        "lb_flag",
+        "on_battery",
+        "power_source",
+        "rate",
+        "runtime",
+        "seen_mains",
+        "silent",
+        "site",
+        "timeout",
+        "will_offline",
+    )
+
+    def __init__(self, site: str, kind: DeviceKind, device: str, fed_by: str | None) -> None:
+        self.site = site
+        self.kind = kind
+        self.device = device
+        self.fed_by = fed_by  # fleet topology; None when the device is not in the fleet file
+        self.interval: float | None = None
+        self.timeout = 0.0
+        self.last_seen = 0.0
+        self.silent = False
+        self.will_offline = False
+        self.on_battery = False  # UPS OB, radio on battery, scanner on its UPS
+        self.grid_ok: bool | None = None  # what this device says about the site's grid
+        self.seen_mains = False
+        self.charging = False
+        self.lb_flag = False
+        self.charge: float | None = None
+        self.runtime: float | None = None
+        self.input_voltage: float | None = None
+        self.power_source: str | None = None
+        self.history: DischargeHistory | None = None
+        self.has_data = False  # telemetry since the engine started: power rules may judge
+        self.eta: float | None = None  # seconds to empty, from the fit
+        self.rate: float | None = None  # %/min
+
+    @property
+    def offline(self) -> bool:
+        return self.silent or self.will_offline
+
+    @property
+    def name(self) -> str:
+        return f"{self.site}/{self.device}"
+
+    def apply(self, fields: dict[str, object]) -> None:
+        """Take one reading's metrics (already validated by the kernel's decoder)."""
+        self.has_data = True
+        kind = self.kind
+        if kind is UPS:
+            status = fields.get("ups.status")
+            if isinstance(status, str):
+                flags = status.split()
+                self.on_battery = "OB" in flags
+                self.lb_flag = "LB" in flags
+                self.charging = "CHRG" in flags or ("OL" in flags and "DISCHRG" not in flags)
+                self.grid_ok = not self.on_battery
+                if not self.on_battery:
+                    self.seen_mains = True
+            runtime = fields.get("battery.runtime")
+            if isinstance(runtime, int | float) and not isinstance(runtime, bool):
+                self.runtime = float(runtime)
+            voltage = fields.get("input.voltage")
+            if isinstance(voltage, float):
+                self.input_voltage = voltage
+        else:
+            source = fields.get("power.source")
+            if isinstance(source, str):
+                self.power_source = source
+                if source == "mains":
+                    self.seen_mains = True
+                    self.grid_ok = True
+                elif source == "generator":
+                    # A mobile scanner lives on its own generator: that says nothing about
+                    # the grid. A site-fed device on generator means the grid is gone.
+                    own = self.fed_by == OWN_GENERATOR_FEED
+                    self.grid_ok = None if own or not (self.fed_by or self.seen_mains) else False
+                else:  # battery, ups, none
+                    self.grid_ok = False
+                self.on_battery = source in ("battery", "ups")
+                self.charging = source == "mains"
+        charge = fields.get("battery.charge")
+        if isinstance(charge, float):
+            self.charge = charge
+
+
+@dataclass(slots=True)
+class SiteState:
+    name: str
+    devices: dict[str, DeviceState] = field(default_factory=dict)
+    has_generator: bool | None = None
+
+    def power_counts(self) -> tuple[int, int]:
+        """(sensors that say anything about the grid, of which show it lost)."""
+        sensors = lost = 0
+        for state in self.devices.values():
+            if state.grid_ok is None:
+                continue
+            sensors += 1
+            if not state.grid_ok:
+                lost += 1
+        return sensors, lost
+
+    def offline_count(self) -> int:
+        return sum(1 for state in self.devices.values() if state.offline)
+
+
+class DeviceTracker:
+    """Every device and site, plus the silence sweep."""
+
+    def __init__(self, fleet: Fleet | None) -> None:
+        self.fleet = fleet
+        self.devices: dict[tuple[str, str], DeviceState] = {}
+        self.sites: dict[str, SiteState] = {}
+        self._buckets: dict[float, OrderedDict[tuple[str, str], DeviceState]] = {}
+        self.new_devices: list[DeviceState] = []  # to remember in the store
+
+    def get(self, site: str, device: str) -> DeviceState | None:
+        return self.devices.get((site, device))
+
+    def ensure(
+        self,
+        site: str,
+        kind: DeviceKind,
+        device: str,
+        now: float,
+        timeout_of: Callable[[DeviceState], float],
+    ) -> DeviceState:
+        key = (site, device)
+        state = self.devices.get(key)
+        if state is not None:
+            return state
+        fed_by = None
+        interval = None
+        site_state = self.sites.get(site)
+        if site_state is None:
+            site_state = self.sites[site] = SiteState(site)
+        if self.fleet is not None and site in self.fleet.sites:
+            site_conf = self.fleet.sites[site]
+            site_state.has_generator = site_conf.generator is not None
+            params = site_conf.devices.get(device)
+            if params is not None:
+                fed_by = params.fed_by
+                interval = params.interval
+        state = DeviceState(site, kind, device, fed_by)
+        state.interval = interval
+        state.timeout = timeout_of(state)
+        state.last_seen = now
+        self.devices[key] = state
+        site_state.devices[device] = state
+        self._bucket(state.timeout)[key] = state
+        self.new_devices.append(state)
+        return state
+
+    def _bucket(self, timeout: float) -> OrderedDict[tuple[str, str], DeviceState]:
+        bucket = self._buckets.get(timeout)
+        if bucket is None:
+            bucket = self._buckets[timeout] = OrderedDict()
+        return bucket
+
+    def seen(self, state: DeviceState, now: float) -> bool:
+        """A reading arrived; returns True when the device was silent until now."""
+        was_silent = state.silent
+        state.last_seen = now
+        state.silent = False
+        bucket = self._bucket(state.timeout)
+        key = (state.site, state.device)
+        if key in bucket:
+            bucket.move_to_end(key)
+        else:
+            bucket[key] = state
+        return was_silent
+
+    def sweep(self, now: float) -> list[DeviceState]:
+        """Devices whose silence just exceeded their timeout (marked silent, taken out)."""
+        gone: list[DeviceState] = []
+        for timeout, bucket in self._buckets.items():
+            while bucket:
+                key, state = next(iter(bucket.items()))
+                if state.last_seen + timeout > now:
+                    break
+                del bucket[key]
+                state.silent = True
+                gone.append(state)
+        return gone
+
+    def next_deadline(self) -> float | None:
+        deadline = None
+        for timeout, bucket in self._buckets.items():
+            if bucket:
+                state = next(iter(bucket.values()))
+                due = state.last_seen + timeout
+                if deadline is None or due < deadline:
+                    deadline = due
+        return deadline
+
+    def feed_down(self, state: DeviceState) -> str | None:
+        """Why ``state``'s power is gone, if it is; ``None`` when power looks fine.
+
+        Uses the fleet topology where it knows the feed: the device's UPS on battery or dark,
+        or a site-fed device while the site has no grid. Its own last report counts too:
+        a device that went dark while on battery died of power.
+        """
+        if state.on_battery or state.grid_ok is False:
+            what = "its battery" if state.kind is not SCANNER else "its UPS feed"
+            return f"{state.device} was running on {what} when it went dark"
+        feed = state.fed_by
+        site = self.sites.get(state.site)
+        if feed and feed not in (SITE_FEED, OWN_GENERATOR_FEED):
+            ups = self.devices.get((state.site, feed))
+            if ups is not None and (ups.on_battery or ups.lb_flag):
+                charge = f" at {ups.charge:.0f}%" if ups.charge is not None else ""
+                dark = " and went dark" if ups.offline else ""
+                return f"its UPS {feed} was on battery{charge}{dark}"
+        elif site is not None and feed != OWN_GENERATOR_FEED:
+            sensors, lost = site.power_counts()
+            if lost and lost * 2 >= sensors:
+                return f"site {state.site} has no grid power"
+        return None
+
+

@@ -1,0 +1,174 @@
+"""``kordon demo``: the whole of Kordon in one process, with nothing else installed.
+
+An embedded MQTT broker (unless ``KORDON_MQTT_URL`` names one), the embedded SQLite telemetry
+store (unless ``KORDON_INFLUX_URL`` names an InfluxDB), the collector, alert engine and API
+roles, the default fleet, and a blackout scenario published at accelerated speed. It prints
+the operations page's address and a one-off admin token, and stops cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from kordon.clock import WALL_CLOCK
+from kordon.config import ApiToken, Settings
+from kordon.roles import Role, build_role, stop_event_on_signals
+
+log = logging.getLogger("kordon.demo")
+
+DEMO_ROLES = ("collector", "alerts", "api")
+DEFAULT_SCENARIO = "single-site-blackout"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run everything in one process on embedded defaults",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--scenario", default=DEFAULT_SCENARIO, help="library scenario to play")
+    demo.add_argument("--speed", type=float, default=60.0, help="scenario speed (x real time)")
+    demo.add_argument("--data-dir", help="keep state here (default: a new temporary folder)")
+    demo.add_argument("--no-scenario", action="store_true", help="start idle")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def demo_settings(settings: Settings, data_dir: Path, mqtt_url: str | None, token: str) -> Settings:
+    """The user's settings with the demo's embedded parts filled in where nothing was set."""
+    env = os.environ
+    mqtt = settings.mqtt
+    if mqtt_url is not None:
+        mqtt = mqtt.model_copy(update={"url": mqtt_url, "protocol": "3.1.1"})
+    influx = settings.influx
+    if not env.get("KORDON_INFLUX_URL"):
+        influx = influx.model_copy(update={"url": f"sqlite://{data_dir}/telemetry.db"})
+    fleet = settings.fleet
+    if fleet.file is None:
+        fleet = fleet.model_copy(update={"file": _default_fleet()})
+    api = settings.api.model_copy(
+        update={
+            "tokens": [
+                *settings.api.tokens,
+                ApiToken(
+                    name="demo", role="admin", sha256=hashlib.sha256(token.encode()).hexdigest()
+                ),
+            ]
+        }
+    )
+    data = data_dir if not env.get("KORDON_DATA_DIR") else settings.data_dir
+    return settings.model_copy(
+        update={"mqtt": mqtt, "influx": influx, "fleet": fleet, "api": api, "data_dir": data}
+    )
+
+
+def _default_fleet() -> Path:
+    fleet = importlib.import_module("kordon.fleet")
+    return Path(fleet.default_fleet_path())
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="kordon-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = None
+    mqtt_url = None
+    if not os.environ.get("KORDON_MQTT_URL"):
+        from kordon.embedded_broker import EmbeddedBroker
+
+        broker = EmbeddedBroker()
+        broker.start()
+        mqtt_url = broker.url
+    token = secrets.token_urlsafe(24)
+    settings = demo_settings(settings, data_dir, mqtt_url, token)
+
+    stop = stop_event_on_signals("the demo")
+    roles: list[Role] = []
+    scenario: ScenarioThread | None = None
+    try:
+        for name in DEMO_ROLES:
+            role = build_role(name, settings, WALL_CLOCK)
+            role.start()
+            roles.append(role)
+        host, _, port = settings.api.addr.rpartition(":")
+        print(
+            f"\nKordon demo is running.\n"
+            f"  operations page: http://{host}:{port}/\n"
+            f"  token (admin):   {token}\n"
+            f"  data:            {data_dir}\n"
+            f"  broker:          {settings.mqtt.url}"
+            f"{' (embedded)' if broker else ''}\n"
+            f"  telemetry store: {settings.influx.url}\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        if not args.no_scenario:
+            scenario = ScenarioThread(settings, args.scenario, args.speed, stop)
+            scenario.start()
+        stop.wait()
+    finally:
+        stop.set()
+        if scenario is not None:
+            scenario.join(15)
+        for role in reversed(roles):
+            role.stop()
+        if broker is not None:
+            broker.stop()
+    print("Kordon demo stopped.", file=sys.stderr)
+    return 0
+
+
+class ScenarioThread(threading.Thread):
+    """Publishes a library scenario the way ``kordon simulate --speed N`` does, stoppable."""
+
+    def __init__(self, settings: Settings, name: str, speed: float, stop: threading.Event):
+        super().__init__(name="demo-scenario", daemon=True)
+        self.settings = settings
+        self.scenario_name = name
+        self.speed = speed
+        self.stop_event = stop
+
+    def run(self) -> None:
+        import time
+
+        simulators_cli: Any = importlib.import_module("simulators.cli")
+        engine: Any = importlib.import_module("simulators.engine")
+        scenarios: Any = importlib.import_module("simulators.scenario")
+        mqtt: Any = importlib.import_module("simulators.mqtt")
+        pacing: Any = importlib.import_module("simulators.pacing")
+
+        scenario = scenarios.load_scenario(self.scenario_name, None)
+        start = simulators_cli.choose_start(
+            scenario.start, scenario.duration, None, True, self.speed, time.time()
+        )
+        run = engine.ScenarioRun(scenario, start=start)
+        connections = mqtt.FleetConnections(mqtt.BrokerTarget.from_settings(self.settings.mqtt))
+        pacer = pacing.Pacer(self.speed, run.start)
+        keepalive = {d.client_id: d.keepalive for d in run.devices}
+        log.info("playing scenario %s at %gx real time", self.scenario_name, self.speed)
+        try:
+            for event in run.events():
+                if self.stop_event.is_set():
+                    break
+                wait = pacer.delay(event.time)
+                while wait > 0 and not self.stop_event.is_set():
+                    connections.wait(min(wait, 0.5))
+                    wait = pacer.delay(event.time)
+                if self.stop_event.is_set():
+                    break
+                connections.handle(event, keepalive.get(event.client_id, 30.0))
+            else:
+                log.info("scenario %s finished", self.scenario_name)
+        except Exception:
+            log.exception("the demo scenario failed")
+        finally:
+            connections.close()

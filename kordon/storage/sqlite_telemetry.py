@@ -1,0 +1,190 @@
+"""An embedded telemetry store in SQLite, for ``kordon demo`` and laptops without InfluxDB.
+
+It takes the same line protocol the collector sends InfluxDB (``write``) and answers the
+same questions the API asks (:mod:`kordon.storage.telemetry`), so no role knows which store
+is behind it. Points are keyed like InfluxDB's (series, field, time), so a redelivered
+message overwrites rather than duplicates. It is meant for a demo-sized fleet, not for a
+border's worth of history: use InfluxDB for that.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kordon.storage.influx import InfluxRejected
+from kordon.storage.lineprotocol import LineProtocolError, parse_lines
+from kordon.storage.telemetry import (
+    STATUS_MEASUREMENT,
+    History,
+    HistoryRequest,
+    LatestPoint,
+    StatusPoint,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    measurement TEXT NOT NULL,
+    tags TEXT NOT NULL,           -- canonical JSON of the tag set
+    site TEXT, kind TEXT, device TEXT,
+    UNIQUE (measurement, tags)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    series INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    ts INTEGER NOT NULL,          -- nanoseconds since the epoch
+    value ANY,
+    is_bool INTEGER NOT NULL DEFAULT 0,  -- SQLite has no boolean: remember which were
+    PRIMARY KEY (series, field, ts)
+) WITHOUT ROWID;
+"""
+
+
+class SqliteTelemetryStore:
+    """Thread-safe; one connection per store, guarded by a lock (SQLite serialises anyway)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], int] = {}
+
+    # --- the collector's side (same calls as InfluxClient) ---------------------------------
+    def ping(self) -> bool:
+        return True
+
+    def create_database(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def write(self, body: bytes, precision: str = "ns") -> None:
+        if precision != "ns":
+            raise ValueError("the SQLite store takes nanosecond timestamps only")
+        try:
+            points = parse_lines(body.decode("utf-8"))
+        except (LineProtocolError, UnicodeDecodeError) as exc:
+            raise InfluxRejected(400, f"unable to parse: {exc}") from None
+        rows = []
+        with self._lock:
+            for measurement, tags, fields, ts in points:
+                series = self._series_id(measurement, tags)
+                stamp = ts if ts is not None else 0
+                for name, value in fields.items():
+                    rows.append((series, name, stamp, value, type(value) is bool))
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO samples (series, field, ts, value, is_bool) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+
+    def _series_id(self, measurement: str, tags: dict[str, str]) -> int:
+        key = (measurement, orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode())
+        cached = self._series.get(key)
+        if cached is not None:
+            return cached
+        self._db.execute(
+            "INSERT OR IGNORE INTO series (measurement, tags, site, kind, device) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key[0], key[1], tags.get("site"), tags.get("kind"), tags.get("device")),
+        )
+        row = self._db.execute(
+            "SELECT id FROM series WHERE measurement = ? AND tags = ?", key
+        ).fetchone()
+        self._series[key] = row[0]
+        return int(row[0])
+
+    # --- questions (kordon.storage.telemetry.TelemetryStore) ---------------------------------
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def latest(self, measurement: str, since_ns: int) -> list[LatestPoint]:
+        rows = self._rows(
+            "SELECT s.site, s.device, m.field, m.value, m.is_bool, m.ts, "
+            "       (SELECT MAX(ts) FROM samples WHERE series = s.id) AS newest "
+            "FROM series s JOIN samples m ON m.series = s.id "
+            "WHERE s.measurement = ? AND m.ts > ? "
+            "AND m.ts = (SELECT MAX(ts) FROM samples WHERE series = s.id AND field = m.field)",
+            (measurement, since_ns),
+        )
+        points: dict[tuple[str, str], tuple[int, dict[str, Any], dict[str, Any]]] = {}
+        for site, device, name, value, is_bool, ts, newest in rows:
+            if not site or not device:
+                continue
+            value = bool(value) if is_bool else value
+            entry = points.setdefault((site, device), (newest, {}, {}))
+            entry[2][name] = value
+            if ts == newest:
+                entry[1][name] = value
+        return [
+            LatestPoint(site, device, newest, fields, lasts)
+            for (site, device), (newest, fields, lasts) in points.items()
+        ]
+
+    def statuses(self, since_ns: int) -> list[StatusPoint]:
+        rows = self._rows(
+            "SELECT s.site, s.kind, s.device, m.value, MAX(m.ts) FROM series s "
+            "JOIN samples m ON m.series = s.id "
+            "WHERE s.measurement = ? AND m.field = 'state' AND m.ts > ? GROUP BY s.id",
+            (STATUS_MEASUREMENT, since_ns),
+        )
+        return [
+            StatusPoint(site, kind, device, str(state), ts)
+            for site, kind, device, state, ts in rows
+            if site and kind and device
+        ]
+
+    def history(self, request: HistoryRequest) -> History:
+        step_ns = int(request.step_s) * 1_000_000_000
+        where = (
+            "FROM samples m JOIN series s ON m.series = s.id "
+            "WHERE s.measurement = ? AND s.site = ? AND s.device = ? AND m.field = ? "
+            "AND m.ts >= ? AND m.ts < ?"
+        )
+        points: History = {}
+        for name, agg in request.metrics.items():
+            params = (
+                request.measurement,
+                request.site,
+                request.device,
+                name,
+                request.start_ns,
+                request.end_ns,
+            )
+            if agg in ("last", "first"):
+                order = "DESC" if agg == "last" else "ASC"
+                rows = self._rows(
+                    "SELECT bucket, value, is_bool FROM (SELECT (m.ts / ?) * ? AS bucket, "
+                    "m.value, m.is_bool, ROW_NUMBER() OVER (PARTITION BY m.ts / ? "
+                    f"ORDER BY m.ts {order}) AS rank {where}) WHERE rank = 1 ORDER BY bucket",
+                    (step_ns, step_ns, step_ns, *params),
+                )
+            else:
+                rows = self._rows(
+                    f"SELECT (m.ts / ?) * ? AS bucket, {_SQL_AGGREGATES[agg]}(m.value), 0 "
+                    f"{where} GROUP BY bucket ORDER BY bucket",
+                    (step_ns, step_ns, *params),
+                )
+            points[name] = [
+                [bucket // 1_000_000, bool(value) if is_bool else value]
+                for bucket, value, is_bool in rows
+                if value is not None
+            ]
+        return points
+
+
+_SQL_AGGREGATES = {"mean": "AVG", "min": "MIN", "max": "MAX", "sum": "SUM", "count": "COUNT"}

@@ -1,0 +1,96 @@
+"""The engine core in process: scenarios on the simulated clock, fits, matchers, the store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from alerts.depletion import DischargeHistory, time_to_empty
+from alerts.replay import replay
+from alerts.verify import check
+from kordon.alerting_config import RulesSettings
+from kordon.alerting_model import AlertState, Matcher, fingerprint
+from kordon.storage.alert_store import AlertStore
+
+
+def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
+    from simulators import load_scenario
+
+    scenario = load_scenario("single-site-blackout")
+    first = replay(scenario, RulesSettings())
+    checks = check(scenario.name, list(scenario.expect), first)
+    assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
+    second = replay(scenario, RulesSettings())
+    assert [(t.at, t.fingerprint, t.state) for t in first.transitions] == [
+        (t.at, t.fingerprint, t.state) for t in second.transitions
+    ]
+    # Depletion is predicted before the battery is low, and the site pages as one incident.
+    fired = {(t.labels["alertname"], t.labels.get("device", "")): t.at
+             for t in reversed(first.transitions) if t.state is AlertState.FIRING}
+    depletion = fired[("BatteryDepletionImminent", "ups-scan-1")]
+    assert depletion < fired.get(("BatteryLow", "ups-scan-1"), float("inf"))
+    paged = {a["labels"]["alertname"] for _, n in first.notifications
+             for a in n.payload["alerts"] if a["labels"].get("site") == "solotvyno"}
+    assert "MainsPowerLost" not in paged and "SitePowerOutage" in paged
+
+
+@pytest.mark.slow
+def test_every_library_scenario_meets_its_expectations() -> None:
+    from simulators import library, load_scenario
+
+    failed = []
+    for name in library():
+        scenario = load_scenario(name)
+        result = replay(scenario, RulesSettings())
+        failed += [c for c in check(name, list(scenario.expect), result) if not c.ok]
+    assert not failed
+
+
+def test_depletion_fit_is_robust_to_noise_and_ignores_flat_series() -> None:
+    history = DischargeHistory()
+    for i in range(60):  # 1 %/min with quantisation noise
+        history.add(i * 10.0, round(80.0 - i / 6.0 + (0.3 if i % 2 else -0.3), 1), 600.0)
+    eta, rate = time_to_empty(history)
+    assert rate == pytest.approx(1.0, rel=0.05)
+    assert eta / 60 == pytest.approx(70.2, rel=0.05)
+    flat = DischargeHistory()
+    for i in range(10):
+        flat.add(i * 10.0, 50.0, 600.0)
+    assert time_to_empty(flat) is None
+
+
+def test_matchers_follow_alertmanager_semantics() -> None:
+    labels = {"alertname": "DeviceOffline", "site": "chop"}
+    assert Matcher.parse('site="chop"').matches(labels)
+    assert Matcher.parse("cause!=power").matches(labels)  # missing label is ""
+    assert Matcher.parse('device=~""').matches(labels)
+    assert Matcher.parse('alertname=~"Device.*"').matches(labels)
+    assert not Matcher.parse('alertname=~"Device"').matches(labels)  # anchored
+    assert Matcher.parse('site!~"ch.*"').matches({"site": "kosyno"})
+    with pytest.raises(ValueError):
+        Matcher.parse("site~chop")
+    assert fingerprint({"a": "1", "b": "2"}) == fingerprint({"b": "2", "a": "1"})
+
+
+def test_store_two_connections_ack_silence(tmp_path: Path) -> None:
+    engine_side = AlertStore(tmp_path / "alerts.sqlite")
+    api_side = AlertStore(tmp_path / "alerts.sqlite")
+    version = engine_side.data_version()
+    from kordon.alerting_model import AlertRecord
+
+    record = AlertRecord("f" * 16, {"alertname": "BatteryLow", "site": "chop"}, {},
+                         AlertState.FIRING, 100.0, 130.0)
+    engine_side.save_alerts([record])
+    ack = api_side.ack("f" * 16, "oksana", "on it", time.time())
+    assert ack is not None and ack.starts_at == 130.0
+    assert api_side.ack("0" * 16, "x", "", 1.0) is None
+    with pytest.raises(ValueError, match="match every alert"):
+        api_side.add_silence([Matcher.parse('site=~".*"')], 0, 10, "me", "", 0)
+    api_side.add_silence([Matcher.parse("site=chop")], 0, 10, "me", "maintenance", 0)
+    assert engine_side.data_version() != version  # the engine notices the API's writes
+    assert engine_side.alerts()[0].acked_by == "oksana"
+    assert [s.comment for s in engine_side.silences(active_at=5)] == ["maintenance"]
+    engine_side.close()
+    api_side.close()
