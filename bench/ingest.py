@@ -112,7 +112,10 @@ def drain_collector(
     database = f"bench_{uuid.uuid4().hex[:6]}"
     client_id = f"bench-collector-{uuid.uuid4().hex[:6]}"
     config = workdir / f"{client_id}.yaml"
+    # A shared group of its own: an earlier run's collector keeps its persistent session in
+    # its group and would go on receiving half the stream into its queue (design brief).
     config.write_text(f'mqtt:\n  protocol: "{protocol}"\n  client_id: {client_id}\n'
+                      f"  shared_group: {client_id}\n"
                       "collector:\n  stats_interval: 600s\n")
     env = {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": broker.url,
            "KORDON_INFLUX_URL": influx.url, "KORDON_INFLUX_DB": database,

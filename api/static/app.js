@@ -241,7 +241,12 @@ async function renderDevice(withCharts) {
     if (!metrics.length) { $("device-charts").replaceChildren(h("p", { class: "empty" }, "Nothing to chart yet.")); return; }
     const range = $("device-range").value;
     const query = metrics.map((m) => `metric=${encodeURIComponent(m)}`).join("&");
-    const history = await api(`/api/v1/devices/${encodeURIComponent(d.id)}/telemetry?${query}&start=now-${range}`);
+    // The window ends at the device's latest reading, not at the wall clock: a replayed
+    // scenario's readings trail the clock by hours, and a dark device's last hours matter most.
+    const seconds = { "1h": 3600, "6h": 21600, "24h": 86400 }[range] || 21600;
+    const end = d.last_seen ? Date.parse(d.last_seen) / 1000 + 1 : Date.now() / 1000;
+    const window = `start=${(end - seconds).toFixed(0)}&end=${end.toFixed(0)}`;
+    const history = await api(`/api/v1/devices/${encodeURIComponent(d.id)}/telemetry?${query}&${window}`);
     $("device-charts").replaceChildren(...history.series.map(chart));
   } catch (error) {
     $("device-meta").textContent = `Cannot load the device: ${error.message}`;
