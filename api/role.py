@@ -88,6 +88,8 @@ class ApiRole:
                 lifespan="off",
                 server_header=False,
                 timeout_graceful_shutdown=5,
+                ssl_certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
+                ssl_keyfile=str(cfg.tls_key) if cfg.tls_key else None,
             )
         )
         self._thread = threading.Thread(target=self._serve, name="api-http", daemon=True)
@@ -141,7 +143,8 @@ class ApiRole:
                     f"({self._serve_error!r}); is another process using the port?"
                 )
             time.sleep(0.02)
-        log.info("API and operations page on http://%s:%d/", self.host, self.port)
+        scheme = "https" if self.settings.api.tls_cert else "http"
+        log.info("API and operations page on %s://%s:%d/", scheme, self.host, self.port)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -44,8 +44,18 @@ def tick_benchmark(devices: int, ticks: int) -> dict[str, float]:
     before = tracemalloc.get_traced_memory()[0]
     engine = Engine(rules, notify, store, now, fleet=None)
     payloads = [
-        orjson.dumps({"ts": now, "seq": 0, "metrics": {"ups.status": "OL", "battery.charge":
-                      100.0, "battery.runtime": 1800.0, "input.voltage": 230.0}})
+        orjson.dumps(
+            {
+                "ts": now,
+                "seq": 0,
+                "metrics": {
+                    "ups.status": "OL",
+                    "battery.charge": 100.0,
+                    "battery.runtime": 1800.0,
+                    "input.voltage": 230.0,
+                },
+            }
+        )
     ]
     topics = [f"kordon/v1/site-{i // 20}/ups/ups-{i}/telemetry" for i in range(devices)]
     for topic in topics:
@@ -58,7 +68,7 @@ def tick_benchmark(devices: int, ticks: int) -> dict[str, float]:
     share = max(devices // 10, 1)
     for n in range(ticks):
         now += 1.0
-        chunk = topics[(n * share) % devices:(n * share) % devices + share]
+        chunk = topics[(n * share) % devices : (n * share) % devices + share]
         started = time.perf_counter()
         for topic in chunk:
             engine.handle(topic, payloads[0], now)
@@ -93,8 +103,11 @@ def latency_benchmark(rate: float, trials: int) -> dict[str, float]:
         "  route: {group_by: [site, alertname, device], group_wait: 0s}\n"
         "  outbox: {retry_min: 100ms}\n"
     )
-    env = {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": broker.url,
-           "KORDON_DATA_DIR": str(work / "data")}
+    env = {
+        "KORDON_CONFIG": str(config),
+        "KORDON_MQTT_URL": broker.url,
+        "KORDON_DATA_DIR": str(work / "data"),
+    }
     engine = KordonProcess(["run", "--roles", "alerts"], env, work / "alerts")
     engine.start(ready_line="alerts ready")
     stream = StreamPublisher(broker.host, broker.port, "bench-load", 500, rate).start()
@@ -105,13 +118,13 @@ def latency_benchmark(rate: float, trials: int) -> dict[str, float]:
         for trial in range(trials):
             device = f"trigger-{trial}"
             topic = f"kordon/v1/bench-{trial}/ups/{device}/telemetry"
-            payload = orjson.dumps({"ts": time.time(), "metrics": {"ups.status": "OB DISCHRG",
-                                                                    "battery.charge": 90.0}})
+            payload = orjson.dumps(
+                {"ts": time.time(), "metrics": {"ups.status": "OB DISCHRG", "battery.charge": 90.0}}
+            )
             count = len(hook.requests)
             started = time.monotonic()
             trigger.publish(topic, payload)
-            wait_until(lambda c=count: len(hook.requests) > c, 10, interval=0.001,
-                       what="the page")
+            wait_until(lambda c=count: len(hook.requests) > c, 10, interval=0.001, what="the page")
             latencies.append(time.monotonic() - started - 1.0)
         sent = stream.sent
     finally:
@@ -138,15 +151,19 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     figures = tick_benchmark(args.devices, args.ticks)
-    print(f"tick, {args.devices:,} tracked devices (10% reporting per tick): "
-          f"p50 {figures['tick_p50_ms']:.1f} ms, max {figures['tick_max_ms']:.1f} ms")
+    print(
+        f"tick, {args.devices:,} tracked devices (10% reporting per tick): "
+        f"p50 {figures['tick_p50_ms']:.1f} ms, max {figures['tick_max_ms']:.1f} ms"
+    )
     print(f"handle: {figures['handle_us']:.1f} us per telemetry message")
     print(f"memory: {figures['bytes_per_device']:.0f} bytes per tracked device")
     if not args.skip_latency:
         lat = latency_benchmark(args.rate, args.trials)
-        print(f"publish -> webhook beyond for=1s, {args.rate:.0f} msg/s background: "
-              f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
-              f" ({lat['background_msgs']:,} background messages)")
+        print(
+            f"publish -> webhook beyond for=1s, {args.rate:.0f} msg/s background: "
+            f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
+            f" ({lat['background_msgs']:,} background messages)"
+        )
 
 
 if __name__ == "__main__":

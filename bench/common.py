@@ -35,9 +35,7 @@ def publish_all(
 
     The in-flight window is bounded, as paho caps its own queue (paho issue 377).
     """
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}"
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
     client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(inflight)
     done = threading.Semaphore(0)

@@ -31,6 +31,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import peak_rss_mb, publish_all, scrape, start_servers
+from tests.collector_env import kordon_env
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port
 
 DEVICES = 1000
@@ -79,34 +80,53 @@ def batch_stream(messages: int, per_message: int, site: str) -> list[tuple[str, 
 def drain_mosquitto_sub(broker: MosquittoServer, stream: list[tuple[str, bytes]]) -> float:
     client_id = f"bench-sub-{uuid.uuid4().hex[:6]}"
     topic = "kordon/v1/+/+/+/telemetry"
-    base = ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-q", "1", "-c",
-            "-i", client_id, "-t", topic]
+    base = [
+        "mosquitto_sub",
+        "-h",
+        broker.host,
+        "-p",
+        str(broker.port),
+        "-q",
+        "1",
+        "-c",
+        "-i",
+        client_id,
+        "-t",
+        topic,
+    ]
     # Create the persistent session, then leave.
     subprocess.run([*base, "-W", "1", "-C", "1"], capture_output=True, check=False)
     publish_all(broker.host, broker.port, stream)
     started = time.perf_counter()
-    subprocess.run([*base, "-C", str(len(stream))], stdout=subprocess.DEVNULL, check=True,
-                   timeout=600)
+    subprocess.run(
+        [*base, "-C", str(len(stream))], stdout=subprocess.DEVNULL, check=True, timeout=600
+    )
     return len(stream) / (time.perf_counter() - started)
 
 
 BARE_PAHO = Path(__file__).with_name("bare_paho_sub.py")
 
 
-def drain_bare_paho(broker: MosquittoServer, stream: list[tuple[str, bytes]],
-                    protocol: str) -> float:
+def drain_bare_paho(
+    broker: MosquittoServer, stream: list[tuple[str, bytes]], protocol: str
+) -> float:
     client_id = f"bench-paho-{uuid.uuid4().hex[:6]}"
     args = [sys.executable, str(BARE_PAHO), broker.host, str(broker.port), client_id]
     subprocess.run([*args, "0", protocol], check=True, capture_output=True)
     publish_all(broker.host, broker.port, stream)
-    out = subprocess.run([*args, str(len(stream)), protocol], check=True, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [*args, str(len(stream)), protocol], check=True, capture_output=True, text=True, timeout=600
+    )
     return float(out.stdout.strip())
 
 
 def drain_collector(
-    broker: MosquittoServer, influx: InfluxServer, stream: list[tuple[str, bytes]],
-    readings: int, protocol: str, workdir: Path,
+    broker: MosquittoServer,
+    influx: InfluxServer,
+    stream: list[tuple[str, bytes]],
+    readings: int,
+    protocol: str,
+    workdir: Path,
 ) -> tuple[float, float, float]:
     """Returns (readings/s into InfluxDB, messages/s acknowledged, peak RSS MB)."""
     database = f"bench_{uuid.uuid4().hex[:6]}"
@@ -114,12 +134,12 @@ def drain_collector(
     config = workdir / f"{client_id}.yaml"
     # A shared group of its own: an earlier run's collector keeps its persistent session in
     # its group and would go on receiving half the stream into its queue (design brief).
-    config.write_text(f'mqtt:\n  protocol: "{protocol}"\n  client_id: {client_id}\n'
-                      f"  shared_group: {client_id}\n"
-                      "collector:\n  stats_interval: 600s\n")
-    env = {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": broker.url,
-           "KORDON_INFLUX_URL": influx.url, "KORDON_INFLUX_DB": database,
-           "KORDON_DATA_DIR": str(workdir / "data")}
+    config.write_text(
+        f'mqtt:\n  protocol: "{protocol}"\n  client_id: {client_id}\n'
+        f"  shared_group: {client_id}\n"
+        "collector:\n  stats_interval: 600s\n"
+    )
+    env = kordon_env(config, broker, influx, database, workdir / "data")
     process = KordonProcess(["run", "--roles", "collector"], env, workdir / client_id)
     process.start(ready_line="collector ready")  # creates the persistent session
     process.stop()
@@ -135,8 +155,9 @@ def drain_collector(
         if stored >= readings:
             break
         if time.perf_counter() - started > 600:
-            raise RuntimeError(f"only {stored} of {readings} readings arrived:\n"
-                               + process.tail_log())
+            raise RuntimeError(
+                f"only {stored} of {readings} readings arrived:\n" + process.tail_log()
+            )
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     rss = peak_rss_mb(pid)
@@ -145,19 +166,22 @@ def drain_collector(
 
 
 def backlog_on_disk(
-    broker: MosquittoServer, influx: InfluxServer, stream: list[tuple[str, bytes]],
-    readings: int, workdir: Path,
+    broker: MosquittoServer,
+    influx: InfluxServer,
+    stream: list[tuple[str, bytes]],
+    readings: int,
+    workdir: Path,
 ) -> str:
     """InfluxDB away while the whole stream arrives: the backlog must go to disk, not RAM."""
     database = f"bench_{uuid.uuid4().hex[:6]}"
     client_id = f"bench-backlog-{uuid.uuid4().hex[:6]}"
     config = workdir / f"{client_id}.yaml"
     port = free_port()
-    config.write_text(f"mqtt:\n  client_id: {client_id}\ncollector:\n  retry_max: 1s\n"
-                      f'  metrics_addr: "127.0.0.1:{port}"\n')
-    env = {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": broker.url,
-           "KORDON_INFLUX_URL": influx.url, "KORDON_INFLUX_DB": database,
-           "KORDON_DATA_DIR": str(workdir / "data")}
+    config.write_text(
+        f"mqtt:\n  client_id: {client_id}\ncollector:\n  retry_max: 1s\n"
+        f'  metrics_addr: "127.0.0.1:{port}"\n'
+    )
+    env = kordon_env(config, broker, influx, database, workdir / "data")
     process = KordonProcess(["run", "--roles", "collector"], env, workdir / client_id)
     influx.stop()
     process.start(ready_line="collector ready")
@@ -188,15 +212,18 @@ def backlog_on_disk(
     drain = readings / (time.perf_counter() - started)
     rss_after = peak_rss_mb(pid)
     process.stop()
-    return (f"[backlog] InfluxDB down while {readings:,} readings arrived: {spooled:.0f} MB "
-            f"spooled on disk; peak RSS {baseline:.0f} MB before, {rss_with_backlog:.0f} MB "
-            f"with the backlog, {rss_after:.0f} MB after draining it at {drain:,.0f} "
-            "readings/s")
+    return (
+        f"[backlog] InfluxDB down while {readings:,} readings arrived: {spooled:.0f} MB "
+        f"spooled on disk; peak RSS {baseline:.0f} MB before, {rss_with_backlog:.0f} MB "
+        f"with the backlog, {rss_after:.0f} MB after draining it at {drain:,.0f} "
+        "readings/s"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--batch-messages", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -209,26 +236,36 @@ def main() -> int:
     broker, influx, _ = start_servers(workdir)
     print(f"cpus={os.cpu_count()} devices={DEVICES} metrics/reading=9", flush=True)
     try:
-        print(f"building streams: {args.messages} single-reading messages, "
-              f"{args.batch_messages} x {args.batch_size}-reading batches", flush=True)
+        print(
+            f"building streams: {args.messages} single-reading messages, "
+            f"{args.batch_messages} x {args.batch_size}-reading batches",
+            flush=True,
+        )
         single = single_stream(args.messages, "bench")
         batched = batch_stream(args.batch_messages, args.batch_size, "benchb")
         n_batched = args.batch_messages * args.batch_size
         results: list[str] = []
-        for name, stream, readings in (("single", single, args.messages),
-                                       ("batched", batched, n_batched)):
+        for name, stream, readings in (
+            ("single", single, args.messages),
+            ("batched", batched, n_batched),
+        ):
             raw = drain_mosquitto_sub(broker, stream)
             print(f"[{name}] mosquitto_sub raw delivery: {raw:,.0f} msg/s", flush=True)
             for protocol in protocols:
                 bare = drain_bare_paho(broker, stream, protocol)
-                print(f"[{name}] bare paho subscriber (MQTT {protocol}): {bare:,.0f} msg/s",
-                      flush=True)
-                rate, msg_rate, rss = drain_collector(broker, influx, stream, readings,
-                                                      protocol, workdir)
-                line = (f"[{name}] collector (MQTT {protocol}): {rate:,.0f} readings/s into "
-                        f"InfluxDB ({msg_rate:,.0f} msg/s); {msg_rate / raw:.0%} of "
-                        f"mosquitto_sub, {msg_rate / bare:.0%} of bare paho; "
-                        f"peak RSS {rss:.0f} MB")
+                print(
+                    f"[{name}] bare paho subscriber (MQTT {protocol}): {bare:,.0f} msg/s",
+                    flush=True,
+                )
+                rate, msg_rate, rss = drain_collector(
+                    broker, influx, stream, readings, protocol, workdir
+                )
+                line = (
+                    f"[{name}] collector (MQTT {protocol}): {rate:,.0f} readings/s into "
+                    f"InfluxDB ({msg_rate:,.0f} msg/s); {msg_rate / raw:.0%} of "
+                    f"mosquitto_sub, {msg_rate / bare:.0%} of bare paho; "
+                    f"peak RSS {rss:.0f} MB"
+                )
                 print(line, flush=True)
                 results.append(line)
         line = backlog_on_disk(broker, influx, batched, n_batched, workdir)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import orjson
 
 from collector import records
+from collector.guard import CardinalityGuard
 from collector.stats import CollectorStats
 from kordon.model.metrics import SEQ_FIELD
 from kordon.model.payload import DecodeLimits, Reading, decode_telemetry
@@ -35,11 +36,13 @@ class Ingest:
         limits: DecodeLimits,
         deadletter_payload_bytes: int = 4096,
         source: str = "collector",
+        guard: CardinalityGuard | None = None,
     ) -> None:
         self.stats = stats
         self.limits = limits
         self.deadletter_payload_bytes = deadletter_payload_bytes
         self.source = source
+        self.guard = guard
         self._refs: dict[str, tuple[TopicRef, str]] = {}
         self._last_seq: dict[tuple[str, str, str], int] = {}
 
@@ -51,6 +54,14 @@ class Ingest:
                 ref = parse_topic(topic)
             except TopicError as exc:
                 return self._reject(topic, payload, "topic", [str(exc)], now)
+            if self.guard is not None:
+                # Checked once per topic: admitted topics are cached below, refused ones not.
+                key = (ref.site, ref.kind.value, ref.device)
+                refused = self.guard.check(key, now)
+                if refused is not None:
+                    return self._reject(
+                        topic, payload, refused, [self.guard.explain(refused, key)], now
+                    )
             prefix = (
                 f"{ref.kind.value},device={escape_key(ref.device)},site={escape_key(ref.site)} "
             )
@@ -154,10 +165,15 @@ def deadletter_payload(
 
 
 def _classify(error: str) -> str:
-    """A short, bounded label for the dead-letter counter."""
+    """A short, bounded label for the dead-letter counter (one per limit, so each is seen)."""
+    if error.startswith("payload of "):
+        return "payload_size"
+    if error.startswith("batch of "):
+        return "batch_length"
     text = error.split(": ", 1)[1] if error.startswith("reading ") else error
     for needle, label in (
-        ("exceeds the limit", "limit"),
+        ("metrics exceed the limit", "metric_count"),
+        (" is longer than ", "string_length"),
         ("not UTF-8 JSON", "json"),
         ("ts ", "timestamp"),
         ("seq ", "seq"),

@@ -12,6 +12,7 @@ import paho.mqtt.client as paho
 from prometheus_client import start_http_server
 
 from collector.acks import AckTracker, Token
+from collector.guard import CardinalityGuard
 from collector.ingest import Ingest, IngestResult, deadletter_payload
 from collector.source import MqttSource
 from collector.spool import Spool
@@ -19,7 +20,8 @@ from collector.stats import CollectorStats
 from collector.writer import InfluxWriter
 from kordon import metrics
 from kordon.clock import Clock
-from kordon.config import Settings, split_host_port
+from kordon.config import ConfigError, Settings, split_host_port
+from kordon.fleet import FleetError, load_fleet
 from kordon.model.payload import DecodeLimits
 from kordon.model.topics import DEADLETTER_TOPIC
 from kordon.storage.telemetry import open_telemetry_store
@@ -43,6 +45,12 @@ class CollectorRole:
             segment_bytes=cfg.spool_segment_bytes,
             fsync=cfg.spool_fsync,
         )
+        self.guard = CardinalityGuard(
+            cfg.max_new_devices_per_minute,
+            cfg.max_devices,
+            known=_fleet_devices(settings),
+            state_file=settings.data_dir / "guard" / f"{safe_id}.devices",
+        )
         self.ingest = Ingest(
             self.stats,
             DecodeLimits(
@@ -54,6 +62,7 @@ class CollectorRole:
             ),
             deadletter_payload_bytes=cfg.deadletter_payload_bytes,
             source=self.client_id,
+            guard=self.guard,
         )
         self.source = MqttSource(
             settings.mqtt,
@@ -93,6 +102,11 @@ class CollectorRole:
             self.acks.pending,
         )
         self.stats.gauge(
+            "kordon_collector_known_devices",
+            "devices admitted by the cardinality guard",
+            lambda: float(self.guard.known),
+        )
+        self.stats.gauge(
             "kordon_collector_mqtt_connected",
             "1 while connected to the broker",
             lambda: float(self.source.connected.is_set()),
@@ -124,6 +138,7 @@ class CollectorRole:
         self.writer.drain(min(timeout, 5.0))
         self.writer.stop(timeout)
         self.spool.close()
+        self.guard.close()
         self.influx.close()
         log.info("collector stopped: %s", self.stats.summary())
 
@@ -209,6 +224,16 @@ class CollectorRole:
         except (RuntimeError, ValueError):
             return False
         return info.is_published()
+
+
+def _fleet_devices(settings: Settings) -> list[tuple[str, str, str]]:
+    if settings.fleet.file is None:
+        return []
+    try:
+        fleet = load_fleet(settings.fleet.file)
+    except (FleetError, OSError) as exc:
+        raise ConfigError(f"fleet.file: {exc}") from None
+    return [(entry.site, entry.kind.value, entry.device) for entry in fleet.devices()]
 
 
 def build(settings: Settings, clock: Clock) -> CollectorRole:

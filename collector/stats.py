@@ -64,6 +64,10 @@ class CollectorStats(Collector):
             f"received={self.messages_received} readings={self.readings_accepted} "
             f"written={self.lines_written} deadlettered={self.deadlettered} "
             f"write_errors={self.write_errors} seq_gaps={sum(self.seq_gaps.values())} {gauges}"
+            + "".join(
+                f" deadletter.{reason}={count}"
+                for reason, count in sorted(self.deadletter_reasons.items())
+            )
         )
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

@@ -71,6 +71,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kordon.dashboards.cli",
     "kordon.demo",
     "bridges.cli",
+    "kordon.devices",
 )
 
 

@@ -17,7 +17,14 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kordon.alerting_config import NotifySettings, RulesSettings
 from kordon.durations import Duration
@@ -67,6 +74,26 @@ class MqttSettings(_Section):
     session_expiry: Duration = Field(3600.0, description="MQTT 5 session expiry interval")
     keepalive: Duration = 30.0
     receive_maximum: int = Field(1000, ge=1, le=65535)
+    ca_file: Path | None = Field(
+        None, description="mqtts://: CA certificate(s) to verify the broker; default: system CAs"
+    )
+    cert_file: Path | None = Field(None, description="mqtts://: client certificate (with key_file)")
+    key_file: Path | None = Field(None, description="mqtts://: client private key")
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MqttSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both or neither")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file, cert_file and key_file need an mqtts:// url")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -158,6 +185,15 @@ class CollectorSettings(_Section):
     max_metrics: int = Field(128, ge=1)
     max_string: int = Field(4096, ge=1)
     max_future: Duration = Field(300.0, description="how far ahead of now a ts may be")
+    max_new_devices_per_minute: int = Field(
+        5000,
+        ge=1,
+        description="devices seen for the first time admitted per minute; more are "
+        "dead-lettered (cardinality guard; fleet-file devices do not count)",
+    )
+    max_devices: int = Field(
+        50_000, ge=1, description="devices known in total; new ones beyond are dead-lettered"
+    )
     batch_bytes: int = Field(
         1 << 20, ge=1024, description="InfluxDB write batch size in bytes (about 5,000 lines)"
     )
@@ -241,6 +277,21 @@ class ApiSettings(_Section):
     scenarios_dir: Path | None = Field(None, description="default: the simulators' library")
     max_scenario_runs: int = Field(2, ge=0, description="scenario runs at the same time")
     max_scenario_speed: float = Field(3600.0, gt=0)
+    tls_cert: Path | None = Field(None, description="serve HTTPS with this certificate (PEM)")
+    tls_key: Path | None = Field(None, description="private key of tls_cert (PEM)")
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _tls_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
 
     @field_validator("addr")
     @classmethod

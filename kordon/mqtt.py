@@ -31,7 +31,13 @@ def make_client(
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        # Verify the broker always; a client certificate only where one is configured.
+        client.tls_set(
+            ca_certs=str(settings.ca_file) if settings.ca_file else None,
+            certfile=str(settings.cert_file) if settings.cert_file else None,
+            keyfile=str(settings.key_file) if settings.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     return client
 

@@ -22,6 +22,21 @@ FAST_RULES = """rules:
 """
 
 
+def webhook_notify(url: str, group_wait: str = "0s", extra: str = "") -> str:
+    """A ``notify`` section paging one webhook per (site, alertname, device)."""
+    return f"""notify:
+  receivers:
+    - name: oncall
+      webhook: {{url: "{url}"}}
+  route:
+    receiver: oncall
+    group_by: [site, alertname, device]
+    group_wait: {group_wait}
+    group_interval: 1s
+    repeat_interval: 1h
+{extra}"""
+
+
 def alerts_process(
     tmp_path: Path,
     broker: MosquittoServer,

@@ -28,11 +28,18 @@ collector:
   retry_max: 2s
 {extra_config}"""
     )
-    env = {
+    env = kordon_env(config, mosquitto, influxdb, database, tmp_path / "data")
+    return KordonProcess(["run", "--roles", "collector"], env, tmp_path / client_id)
+
+
+def kordon_env(
+    config: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, database: str, data: Path
+) -> dict[str, str]:
+    """The environment of a Kordon process using the test servers."""
+    return {
         "KORDON_CONFIG": str(config),
         "KORDON_MQTT_URL": mosquitto.url,
         "KORDON_INFLUX_URL": influxdb.url,
         "KORDON_INFLUX_DB": database,
-        "KORDON_DATA_DIR": str(tmp_path / "data"),
+        "KORDON_DATA_DIR": str(data),
     }
-    return KordonProcess(["run", "--roles", "collector"], env, tmp_path / client_id)

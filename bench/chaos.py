@@ -1,0 +1,80 @@
+"""Chaos, the long run, and the broker-queue window.
+
+    .venv/bin/python bench/chaos.py                 # the chaos scenario, InfluxDB down 60 s
+    .venv/bin/python bench/chaos.py --window        # how long may a collector stay away?
+
+The scenario is tests/chaos/scenario.py (the CI test runs it with a 15 s outage): 200 devices
+at 1 Hz, the collector SIGKILLed, InfluxDB stopped, the webhook receiver down, the alert
+engine SIGKILLed, Mosquitto restarted; then every acknowledged reading is checked in InfluxDB
+exactly once, the pages and their idempotency keys, the spool and outbox, leftover processes.
+
+``--window`` SIGKILLs a collector (one alone, then one of two in an MQTT 5 shared group),
+keeps a numbered stream running at ``--rate`` until ``N`` messages were published for each N
+of ``--away``, restarts it and counts what InfluxDB holds of what the broker acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.chaos.scenario import Durations, run_chaos  # noqa: E402
+from tests.chaos.window import measure  # noqa: E402
+from tests.harness import InfluxServer, MosquittoServer  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--window", action="store_true", help="measure the queue window")
+    parser.add_argument("--rate", type=float, default=8000, help="stream rate, msgs/s")
+    parser.add_argument(
+        "--away", default="60000,70000,140000", help="messages published while away (list)"
+    )
+    parser.add_argument("--collectors", default="1,2", help="group sizes to measure")
+    parser.add_argument("--protocol", default=None, help="5 or 3.1.1 (default: 5 for groups)")
+    parser.add_argument("--outage", type=float, default=60.0, help="InfluxDB outage, s")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="kordon-chaos-"))
+    broker = MosquittoServer(base / "mosquitto")
+    influx = InfluxServer(base / "influxdb")
+    broker.start()
+    influx.start()
+    try:
+        if args.window:
+            for collectors in (int(c) for c in args.collectors.split(",")):
+                for away in (int(n) for n in args.away.split(",")):
+                    result = measure(
+                        base,
+                        broker,
+                        influx,
+                        collectors=collectors,
+                        rate=args.rate,
+                        away_messages=away,
+                        protocol=args.protocol,
+                    )
+                    print(result.text(), flush=True)
+            return 0
+        durations = Durations(
+            warmup=10,
+            collector_down=5,
+            influx_down=args.outage,
+            receiver_down=args.outage,
+            engine_down=5,
+            tail=10,
+        )
+        report = run_chaos(base / "run", broker, influx, durations)
+        print(report.text())
+        return 0 if report.ok else 1
+    finally:
+        broker.stop()
+        influx.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
