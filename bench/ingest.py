@@ -7,11 +7,13 @@ backlog, so the figures compare like with like:
 - ``mosquitto_sub``: the broker's raw delivery rate (the physical limit here);
 - a bare paho-mqtt subscriber that does nothing with the messages (the client library's own
   ceiling, which the collector cannot beat);
+- InfluxDB's own write rate for the same readings, already encoded as line protocol, posted
+  by one client in 1 MiB bodies as the collector's writer does (the database's ceiling);
 - the collector: decode, validate, spool with fsync, acknowledge, write to InfluxDB. Its rate
   counts until the last reading is queryable in InfluxDB.
 
 The backlog stays under Mosquitto 2.0.11's 65,535-message loss threshold (design brief).
-Usage: ``python bench/ingest.py [--messages 60000] [--batch-messages 2000] [--protocol 3.1.1]``
+Usage: ``python bench/ingest.py [--messages 60000] [--batch-messages 6000] [--protocol 3.1.1]``
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import peak_rss_mb, publish_all, scrape, start_servers
+from collector import records
+from collector.ingest import Ingest
+from collector.stats import CollectorStats
+from kordon.model.payload import DecodeLimits
 from tests.collector_env import kordon_env
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port
 
@@ -120,6 +127,33 @@ def drain_bare_paho(
     return float(out.stdout.strip())
 
 
+def influx_raw_write(influx: InfluxServer, stream: list[tuple[str, bytes]]) -> float:
+    """Lines/s InfluxDB takes from one client posting the stream's line protocol in 1 MiB."""
+    ingest = Ingest(CollectorStats(), DecodeLimits(max_future_seconds=1e10))
+    lines = [
+        records.body(record)
+        for topic, payload in stream
+        for record in ingest.handle(topic, payload, time.time()).records
+    ]
+    bodies, current, size = [], [], 0
+    for line in b"\n".join(lines).split(b"\n"):
+        current.append(line)
+        size += len(line) + 1
+        if size >= 1 << 20:
+            bodies.append(b"\n".join(current))
+            current, size = [], 0
+    if current:
+        bodies.append(b"\n".join(current))
+    database = f"bench_raw_{uuid.uuid4().hex[:6]}"
+    with httpx.Client(base_url=influx.url, timeout=60) as client:
+        client.post("/query", params={"q": f"CREATE DATABASE {database}"}).raise_for_status()
+        started = time.perf_counter()
+        for body in bodies:
+            client.post("/write", params={"db": database}, content=body).raise_for_status()
+        elapsed = time.perf_counter() - started
+    return sum(body.count(b"\n") + 1 for body in bodies) / elapsed
+
+
 def drain_collector(
     broker: MosquittoServer,
     influx: InfluxServer,
@@ -127,17 +161,22 @@ def drain_collector(
     readings: int,
     protocol: str,
     workdir: Path,
-) -> tuple[float, float, float]:
-    """Returns (readings/s into InfluxDB, messages/s acknowledged, peak RSS MB)."""
+) -> tuple[float, float, float, float]:
+    """(readings/s into InfluxDB, readings/s into the spool, messages/s, peak RSS MB).
+
+    "Into the spool" is the ingest side alone: decoded, validated, fsynced and acknowledged
+    to the broker; the writer to InfluxDB runs beside it on the same cores.
+    """
     database = f"bench_{uuid.uuid4().hex[:6]}"
     client_id = f"bench-collector-{uuid.uuid4().hex[:6]}"
     config = workdir / f"{client_id}.yaml"
     # A shared group of its own: an earlier run's collector keeps its persistent session in
     # its group and would go on receiving half the stream into its queue (design brief).
+    port = free_port()
     config.write_text(
         f'mqtt:\n  protocol: "{protocol}"\n  client_id: {client_id}\n'
         f"  shared_group: {client_id}\n"
-        "collector:\n  stats_interval: 600s\n"
+        f'collector:\n  stats_interval: 600s\n  metrics_addr: "127.0.0.1:{port}"\n'
     )
     env = kordon_env(config, broker, influx, database, workdir / "data")
     process = KordonProcess(["run", "--roles", "collector"], env, workdir / client_id)
@@ -149,7 +188,12 @@ def drain_collector(
     started = time.perf_counter()
     assert process.process is not None
     pid = process.process.pid
+    spooled_after = None
     while True:
+        if spooled_after is None:
+            accepted = scrape(port).get("kordon_collector_readings_accepted_total", 0)
+            if accepted >= readings:
+                spooled_after = time.perf_counter() - started
         rows = influx.query('SELECT count("battery.charge") FROM ups', database)
         stored = rows[0]["count"] if rows else 0
         if stored >= readings:
@@ -162,7 +206,8 @@ def drain_collector(
     elapsed = time.perf_counter() - started
     rss = peak_rss_mb(pid)
     process.stop()
-    return readings / elapsed, len(stream) / elapsed, rss
+    spooled_after = spooled_after or elapsed
+    return readings / elapsed, readings / spooled_after, len(stream) / elapsed, rss
 
 
 def backlog_on_disk(
@@ -225,11 +270,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=60_000)
-    parser.add_argument("--batch-messages", type=int, default=2_000)
+    parser.add_argument("--batch-messages", type=int, default=6_000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--protocol", choices=["3.1.1", "5", "both"], default="both")
     args = parser.parse_args()
-    if args.messages > 65_000:
+    if max(args.messages, args.batch_messages) > 65_000:
         parser.error("keep the backlog under Mosquitto 2.0.11's 65,535-message threshold")
     protocols = ["3.1.1", "5"] if args.protocol == "both" else [args.protocol]
     workdir = Path(tempfile.mkdtemp(prefix="kordon-bench-ingest-"))
@@ -249,21 +294,33 @@ def main() -> int:
             ("single", single, args.messages),
             ("batched", batched, n_batched),
         ):
+            per_message = readings / len(stream)
             raw = drain_mosquitto_sub(broker, stream)
-            print(f"[{name}] mosquitto_sub raw delivery: {raw:,.0f} msg/s", flush=True)
+            print(
+                f"[{name}] mosquitto_sub raw delivery: {raw:,.0f} msg/s "
+                f"({raw * per_message:,.0f} readings/s)",
+                flush=True,
+            )
+            database_rate = influx_raw_write(influx, stream)
+            print(
+                f"[{name}] InfluxDB raw write, one client: {database_rate:,.0f} readings/s",
+                flush=True,
+            )
             for protocol in protocols:
                 bare = drain_bare_paho(broker, stream, protocol)
                 print(
                     f"[{name}] bare paho subscriber (MQTT {protocol}): {bare:,.0f} msg/s",
                     flush=True,
                 )
-                rate, msg_rate, rss = drain_collector(
+                rate, spool_rate, msg_rate, rss = drain_collector(
                     broker, influx, stream, readings, protocol, workdir
                 )
                 line = (
                     f"[{name}] collector (MQTT {protocol}): {rate:,.0f} readings/s into "
-                    f"InfluxDB ({msg_rate:,.0f} msg/s); {msg_rate / raw:.0%} of "
-                    f"mosquitto_sub, {msg_rate / bare:.0%} of bare paho; "
+                    f"InfluxDB ({msg_rate:,.0f} msg/s), {spool_rate:,.0f} readings/s "
+                    f"acknowledged into the spool; {msg_rate / raw:.0%} of "
+                    f"mosquitto_sub, {msg_rate / bare:.0%} of bare paho, "
+                    f"{rate / database_rate:.0%} of InfluxDB's raw write; "
                     f"peak RSS {rss:.0f} MB"
                 )
                 print(line, flush=True)

@@ -14,10 +14,9 @@ import orjson
 from collector import records
 from collector.guard import CardinalityGuard
 from collector.stats import CollectorStats
-from kordon.model.metrics import SEQ_FIELD
-from kordon.model.payload import DecodeLimits, Reading, decode_telemetry
+from kordon.model.payload import DecodeLimits, decode_telemetry_lines
 from kordon.model.topics import Channel, TopicError, TopicRef, parse_topic
-from kordon.storage.lineprotocol import escape_key, format_field_value
+from kordon.storage.lineprotocol import escape_key
 
 STATUS_MEASUREMENT = "device_status"
 _PREFIX_CACHE_LIMIT = 200_000
@@ -71,32 +70,18 @@ class Ingest:
         ref, prefix = cached
         if ref.channel is Channel.STATUS:
             return self._status(ref, topic, payload, now)
-        decoded = decode_telemetry(payload, ref.kind, now, self.limits)
+        decoded = decode_telemetry_lines(payload, ref.kind, now, prefix, self.limits)
         result = IngestResult()
-        if decoded.readings:
-            self.stats.readings_accepted += len(decoded.readings)
-            result.records = records.pack(
-                [self._line(prefix, reading) for reading in decoded.readings]
-            )
-            self._track_seq(ref, decoded.readings)
+        if decoded.lines:
+            self.stats.readings_accepted += len(decoded.lines)
+            result.records = records.pack(decoded.lines)
+            self._track_seq(ref, decoded.seqs)
         if decoded.errors:
             reason_class = _classify(decoded.errors[0])
             result.deadletter = self._reject(
                 topic, payload, reason_class, decoded.errors, now
             ).deadletter
         return result
-
-    @staticmethod
-    def _line(prefix: str, reading: Reading) -> bytes:
-        # Field names were validated against ^[a-z][a-z0-9_.]*$, so they need no escaping,
-        # and values were normalised and checked finite by the decoder.
-        parts = [
-            f"{name}={value!r}" if type(value) is float else f"{name}={format_field_value(value)}"
-            for name, value in reading.fields.items()
-        ]
-        if reading.seq is not None:
-            parts.append(f"{SEQ_FIELD}={reading.seq}i")
-        return f"{prefix}{','.join(parts)} {reading.ts_ns}".encode()
 
     def _status(self, ref: TopicRef, topic: str, payload: bytes, now: float) -> IngestResult:
         state = payload.strip().decode("utf-8", errors="replace")
@@ -116,11 +101,10 @@ class Ingest:
         )
         return IngestResult(records=records.pack([line.encode()]))
 
-    def _track_seq(self, ref: TopicRef, readings: list[Reading]) -> None:
+    def _track_seq(self, ref: TopicRef, seqs: list[int | None]) -> None:
         key = (ref.site, ref.kind.value, ref.device)
         last = self._last_seq.get(key)
-        for reading in readings:
-            seq = reading.seq
+        for seq in seqs:
             if seq is None:
                 continue
             if last is not None:

@@ -6,6 +6,11 @@ the messages behind those records acknowledged to the broker. A writer reads com
 records in order and moves a cursor once InfluxDB has taken them. The backlog lives on disk,
 so memory stays bounded however long InfluxDB is away.
 
+While the writer keeps up, it reads the records it needs from a bounded in-memory copy of
+the latest commits (the tail) instead of reading the segment back and checking every CRC:
+the same bytes, already durable, at a fraction of the CPU. A writer that falls behind the
+tail reads from disk until it catches up.
+
 Framing: ``<u32 length><u32 crc32><bytes>``. A crash can leave a torn record at the end of
 the last segment; recovery truncates it (it was never acknowledged). Line-protocol string
 fields may hold newlines, which is why records are length-prefixed, not newline-separated.
@@ -18,6 +23,7 @@ import os
 import struct
 import threading
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 4 << 20  # a line is at most a few times the largest accepted payload
 _SUFFIX = ".seg"
+# Each remembered record costs about 200 bytes beyond its body: bound the count as well.
+_TAIL_MAX_RECORDS = 8192
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -67,10 +75,20 @@ def _scan(data: bytes, start: int = 0) -> tuple[list[bytes], int]:
 
 
 class Spool:
-    def __init__(self, directory: Path, segment_bytes: int = 16 << 20, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int = 16 << 20,
+        fsync: bool = True,
+        tail_bytes: int = 8 << 20,
+    ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
         self.fsync = fsync
+        self.tail_bytes = tail_bytes
+        # (position the record follows, its end, its body) of the latest committed records.
+        self._tail: deque[tuple[Position, Position, bytes]] = deque()
+        self._tail_size = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._cursor_path = directory / "cursor"
         self._lock = threading.Lock()
@@ -168,9 +186,14 @@ class Spool:
             if not records:
                 return tokens
             chunks = []
+            entries = []
+            segment, offset = self._write_number, self._write_offset
             for body in records:
                 chunks.append(_HEADER.pack(len(body), zlib.crc32(body)))
                 chunks.append(body)
+                end = offset + _HEADER.size + len(body)
+                entries.append((Position(segment, offset), Position(segment, end), body))
+                offset = end
             data = b"".join(chunks)
             view = memoryview(data)
             while view:
@@ -182,10 +205,21 @@ class Spool:
                 self._write_offset += len(data)
                 self._committed = Position(self._write_number, self._write_offset)
                 self._committed_bytes += len(data)
+                self._remember(entries, len(data))
                 self._committed_cond.notify_all()
             if self._write_offset >= self.segment_bytes:
                 self._rotate()
             return tokens
+
+    def _remember(self, entries: list[tuple[Position, Position, bytes]], size: int) -> None:
+        """Keep just-committed records in the tail (lock held)."""
+        self._tail.extend(entries)
+        self._tail_size += size
+        while self._tail and (
+            self._tail_size > self.tail_bytes or len(self._tail) > _TAIL_MAX_RECORDS
+        ):
+            follows, end, _ = self._tail.popleft()
+            self._tail_size -= end.offset - follows.offset
 
     def _rotate(self) -> None:
         os.close(self._write_fd)
@@ -236,6 +270,9 @@ class Spool:
         with self._lock:
             committed = self._committed
             pos = self._read_pos
+            from_tail = self._read_tail(pos, max_records, max_bytes)
+        if from_tail is not None:
+            return from_tail
         records: list[bytes] = []
         size = 0
         while len(records) < max_records and size < max_bytes and pos < committed:
@@ -281,6 +318,27 @@ class Spool:
             if pos != self._read_pos:
                 self.advance(pos)  # skipped over finished segments
             return None
+        return Batch(records, pos, size)
+
+    def _read_tail(self, pos: Position, max_records: int, max_bytes: int) -> Batch | None:
+        """The batch from ``pos`` out of the tail, or None if the tail does not hold it."""
+        tail = self._tail
+        while tail and tail[0][0] < pos:  # already written to InfluxDB
+            follows, end, _ = tail.popleft()
+            self._tail_size -= end.offset - follows.offset
+        if not tail or tail[0][0] != pos:
+            return None
+        records: list[bytes] = []
+        size = 0
+        for follows, end, body in tail:
+            step = end.offset - follows.offset
+            if len(records) >= max_records:
+                break
+            if records and size + step > max_bytes:
+                break
+            records.append(body)
+            size += step
+            pos = end
         return Batch(records, pos, size)
 
     def _next_segment(self, number: int) -> int:

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, MetricType
-from kordon.model.payload import DecodeLimits, Reading, TelemetryDecode, decode_telemetry
+from kordon.model.payload import (
+    DecodeLimits,
+    Reading,
+    TelemetryDecode,
+    decode_telemetry,
+    decode_telemetry_lines,
+)
+from kordon.storage.lineprotocol import encode_line
 
 NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 TS = 1_789_990_000  # a little before NOW
@@ -509,3 +516,24 @@ def test_decode_is_deterministic_and_orjson_agrees(document: Any, kind: DeviceKi
     second = decode_telemetry(other, kind, NOW)
     assert first.readings == second.readings
     assert len(first.errors) == len(second.errors)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(document=documents, kind=kinds)
+def test_line_encoding_path_agrees_with_decode_then_encode(document: Any, kind: DeviceKind) -> None:
+    # The collector's fused path must accept, refuse and encode exactly as decoding the
+    # readings and encoding them with the general line-protocol encoder would.
+    payload = json.dumps(document).encode()
+    decoded = decode_telemetry(payload, kind, NOW)
+    prefix = f"{kind.value},device=d-1,site=s "
+    lines = decode_telemetry_lines(payload, kind, NOW, prefix)
+    assert lines.errors == decoded.errors
+    assert lines.seqs == [reading.seq for reading in decoded.readings]
+    expected = []
+    for reading in decoded.readings:
+        fields = dict(reading.fields)
+        if reading.seq is not None:
+            fields["seq"] = reading.seq
+        line = encode_line(kind.value, {"site": "s", "device": "d-1"}, fields, reading.ts_ns)
+        expected.append(line.encode())
+    assert lines.lines == expected

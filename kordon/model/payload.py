@@ -16,11 +16,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, SEQ_FIELD, MetricSpec, MetricType
+from kordon.storage.lineprotocol import format_field_value
 
 FieldValue = float | int | bool | str
 
@@ -32,6 +34,15 @@ _INT64_MAX = 2**63 - 1
 _READING_KEYS = frozenset({"ts", "seq", "metrics"})
 _FLOAT = MetricType.FLOAT
 _isfinite = math.isfinite
+# Enum and flag metrics (ups.status, power.source) repeat a handful of words in every
+# reading: their validated, encoded field is remembered per kind, raw value as sent.
+_WORD_TYPES = frozenset({MetricType.ENUM, MetricType.FLAGS})
+_WORD_CACHE_LIMIT = 4096
+_WORD_FIELDS: dict[DeviceKind, dict[tuple[str, str], str]] = {kind: {} for kind in METRICS}
+_FLOAT_METRICS = {
+    kind: frozenset(name for name, spec in specs.items() if spec.type is MetricType.FLOAT)
+    for kind, specs in METRICS.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,13 @@ class TelemetryDecode:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class TelemetryLines:
+    lines: list[bytes] = field(default_factory=list)  # one line-protocol line per reading
+    seqs: list[int | None] = field(default_factory=list)  # each line's seq
+    errors: list[str] = field(default_factory=list)
+
+
 class _Invalid(ValueError):
     pass
 
@@ -68,37 +86,9 @@ def decode_telemetry(
 ) -> TelemetryDecode:
     """Decode one MQTT telemetry payload. Never raises on bad input."""
     result = TelemetryDecode()
-    if len(payload) > limits.max_payload_bytes:
-        result.errors.append(
-            f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}"
-        )
-        return result
-    try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        result.errors.append(f"not UTF-8 JSON: {exc}")
-        return result
-    if isinstance(document, dict):
-        items = [document]
-    elif isinstance(document, list):
-        if not document:
-            result.errors.append("empty batch: the array holds no readings")
-            return result
-        if len(document) > limits.max_batch:
-            result.errors.append(
-                f"batch of {len(document)} readings exceeds the limit of {limits.max_batch}"
-            )
-            return result
-        items = document
-    else:
-        result.errors.append(
-            f"payload is a JSON {type(document).__name__}, not an object or an array of objects"
-        )
-        return result
-
+    items, batch = _items(payload, limits, result.errors)
     specs = METRICS[kind]
     max_ts_ns = int((now + limits.max_future_seconds) * 1_000_000_000)
-    batch = len(items) > 1 or isinstance(document, list)
     for index, item in enumerate(items):
         try:
             result.readings.append(_reading(item, specs, max_ts_ns, limits))
@@ -107,9 +97,111 @@ def decode_telemetry(
     return result
 
 
+def decode_telemetry_lines(
+    payload: bytes,
+    kind: DeviceKind,
+    now: float,
+    line_prefix: str,
+    limits: DecodeLimits = DecodeLimits(),
+) -> TelemetryLines:
+    """:func:`decode_telemetry` with each reading encoded straight to InfluxDB line protocol.
+
+    The collector's hot path: the same validation, without building a field dictionary that
+    would only be encoded again. ``line_prefix`` is the measurement and tags and a space.
+    """
+    result = TelemetryLines()
+    items, batch = _items(payload, limits, result.errors)
+    specs = METRICS[kind]
+    floats = _FLOAT_METRICS[kind]
+    words = _WORD_FIELDS[kind]
+    max_ts_ns = int((now + limits.max_future_seconds) * 1_000_000_000)
+    for index, item in enumerate(items):
+        try:
+            ts_ns, seq, metrics = _envelope(item, max_ts_ns, limits)
+            parts = []
+            for name, value in metrics.items():
+                # value - value is 0.0 exactly for finite floats (NaN and infinities give NaN).
+                if name in floats and type(value) is float and value - value == 0.0:
+                    parts.append(f"{name}={value!r}")
+                    continue
+                word = words.get((name, value)) if type(value) is str else None
+                if word is not None:
+                    parts.append(word)
+                    continue
+                spec = specs.get(name)
+                checked = (
+                    _known(spec, value, limits)
+                    if spec is not None
+                    else _unknown(name, value, limits)
+                )
+                # Names are known metrics or matched ^[a-z][a-z0-9_.]*$: nothing to escape.
+                part = f"{name}={format_field_value(checked)}"
+                if spec is not None and spec.type in _WORD_TYPES:
+                    if len(words) >= _WORD_CACHE_LIMIT:
+                        words.clear()
+                    words[(name, value)] = part
+                parts.append(part)
+            if seq is not None:
+                parts.append(f"{SEQ_FIELD}={seq}i")
+            result.lines.append(f"{line_prefix}{','.join(parts)} {ts_ns}".encode())
+            result.seqs.append(seq)
+        except _Invalid as exc:
+            result.errors.append(f"reading {index}: {exc}" if batch else str(exc))
+    return result
+
+
+def _items(payload: bytes, limits: DecodeLimits, errors: list[str]) -> tuple[list[Any], bool]:
+    """The payload's readings, unchecked, and whether it was a batch; errors on failure."""
+    if len(payload) > limits.max_payload_bytes:
+        errors.append(
+            f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}"
+        )
+        return [], False
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        errors.append(f"not UTF-8 JSON: {exc}")
+        return [], False
+    if isinstance(document, dict):
+        return [document], False
+    if isinstance(document, list):
+        if not document:
+            errors.append("empty batch: the array holds no readings")
+            return [], True
+        if len(document) > limits.max_batch:
+            errors.append(
+                f"batch of {len(document)} readings exceeds the limit of {limits.max_batch}"
+            )
+            return [], True
+        return document, True
+    errors.append(
+        f"payload is a JSON {type(document).__name__}, not an object or an array of objects"
+    )
+    return [], False
+
+
 def _reading(
     item: object, specs: dict[str, MetricSpec], max_ts_ns: int, limits: DecodeLimits
 ) -> Reading:
+    ts_ns, seq, metrics = _envelope(item, max_ts_ns, limits)
+    fields: dict[str, FieldValue] = {}
+    for name, value in metrics.items():
+        spec = specs.get(name)
+        if spec is not None:
+            # Inline fast path: most metrics are floats sent as JSON floats.
+            if spec.type is _FLOAT and type(value) is float and _isfinite(value):
+                fields[name] = value
+            else:
+                fields[name] = _known(spec, value, limits)
+        else:
+            fields[name] = _unknown(name, value, limits)
+    return Reading(ts_ns, seq, fields)
+
+
+def _envelope(
+    item: object, max_ts_ns: int, limits: DecodeLimits
+) -> tuple[int, int | None, dict[Any, Any]]:
+    """A reading's timestamp, seq and metrics object, checked; the metrics' values are not."""
     if not isinstance(item, dict):
         raise _Invalid(f"a reading must be a JSON object, not {type(item).__name__}")
     if not item.keys() <= _READING_KEYS:
@@ -132,18 +224,7 @@ def _reading(
         raise _Invalid("metrics is empty")
     if len(metrics) > limits.max_metrics:
         raise _Invalid(f"{len(metrics)} metrics exceed the limit of {limits.max_metrics}")
-    fields: dict[str, FieldValue] = {}
-    for name, value in metrics.items():
-        spec = specs.get(name)
-        if spec is not None:
-            # Inline fast path: most metrics are floats sent as JSON floats.
-            if spec.type is _FLOAT and type(value) is float and _isfinite(value):
-                fields[name] = value
-            else:
-                fields[name] = _known(spec, value, limits)
-        else:
-            fields[name] = _unknown(name, value, limits)
-    return Reading(ts_ns, seq, fields)
+    return ts_ns, seq, metrics
 
 
 def _timestamp_ns(ts: object) -> int:
