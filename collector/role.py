@@ -85,6 +85,7 @@ class CollectorRole:
             flush_interval=cfg.flush_interval,
             retry_max=cfg.retry_max,
             create_database=settings.influx.create_database,
+            concurrency=cfg.write_concurrency,
         )
         self._metrics_server: Any = None
         self._stop = threading.Event()

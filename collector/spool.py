@@ -258,18 +258,23 @@ class Spool:
             self._committed_cond.wait_for(lambda: self._available_locked() >= count, timeout)
             return self._available_locked()
 
-    def wait_for_data(self, timeout: float) -> bool:
+    def wait_for_data(self, timeout: float, after: Position | None = None) -> bool:
+        """Wait until records are committed past ``after`` (default: the cursor)."""
         with self._lock:
-            if self._read_pos < self._committed:
+            start = self._read_pos if after is None else after
+            if start < self._committed:
                 return True
             self._committed_cond.wait(timeout)
-            return self._read_pos < self._committed
+            return start < self._committed
 
-    def read_batch(self, max_records: int, max_bytes: int = 8 << 20) -> Batch | None:
-        """Committed records from the cursor on, without moving it (see :meth:`advance`)."""
+    def read_batch(
+        self, max_records: int, max_bytes: int = 8 << 20, start: Position | None = None
+    ) -> Batch | None:
+        """Committed records from ``start`` (default: the cursor) on, without moving the
+        cursor (see :meth:`advance`). A writer with batches in flight reads ahead of it."""
         with self._lock:
             committed = self._committed
-            pos = self._read_pos
+            pos = self._read_pos if start is None else start
             from_tail = self._read_tail(pos, max_records, max_bytes)
         if from_tail is not None:
             return from_tail
@@ -315,7 +320,7 @@ class Spool:
             size += used
             pos = Position(pos.segment, pos.offset + used)
         if not records:
-            if pos != self._read_pos:
+            if start is None and pos != self._read_pos:
                 self.advance(pos)  # skipped over finished segments
             return None
         return Batch(records, pos, size)

@@ -9,6 +9,11 @@
   rest is written. Writes are idempotent (timestamps come from the devices), so writing a
   half again after a partial write is harmless.
 - The cursor moves only after InfluxDB has taken a batch, so a crash replays, never skips.
+- Up to ``concurrency`` batches are in flight at once: a single writer spends most of its
+  time waiting for InfluxDB's answer, and InfluxDB takes writes from several clients on
+  several cores. Batches may land out of order (points carry the device's timestamp, so
+  order does not matter to InfluxDB), but the cursor only moves past a batch once it and
+  every batch before it were taken.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 
 from collector import records
-from collector.spool import Spool
+from collector.spool import Batch, Spool
 from collector.stats import CollectorStats
 from kordon.storage.influx import (
     InfluxAuthError,
@@ -46,6 +54,7 @@ class InfluxWriter:
         flush_interval: float = 0.2,
         retry_max: float = 30.0,
         create_database: bool = True,
+        concurrency: int = 3,
     ) -> None:
         self.spool = spool
         self.client = client
@@ -55,7 +64,9 @@ class InfluxWriter:
         self.flush_interval = flush_interval
         self.retry_max = retry_max
         self.create_database = create_database
+        self.concurrency = concurrency
         self._stop = threading.Event()
+        self._failure_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._failures = 0
         self.last_error: str | None = None
@@ -80,16 +91,41 @@ class InfluxWriter:
         return self.spool.drained()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.spool.wait_for_data(timeout=0.5):
-                continue
-            # A full batch goes at once; a partial one waits up to flush_interval for company.
-            self.spool.wait_for_bytes(self.batch_bytes, self.flush_interval)
-            batch = self.spool.read_batch(max_records=1 << 20, max_bytes=self.batch_bytes)
-            if batch is None:
-                continue
-            if self._write(batch.records):
-                self.spool.advance(batch.end, batch.size)
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="influx-write")
+        in_flight: deque[tuple[Batch, Future[bool]]] = deque()
+        try:
+            while not self._stop.is_set():
+                self._retire(in_flight)
+                if len(in_flight) >= self.concurrency:
+                    wait_for_futures([in_flight[0][1]], timeout=0.5)
+                    continue
+                start = in_flight[-1][0].end if in_flight else None
+                # With writes in flight, look again soon: the oldest may finish first.
+                if not self.spool.wait_for_data(0.005 if in_flight else 0.5, after=start):
+                    continue
+                # A full batch goes at once; a partial one waits up to flush_interval for
+                # company, unless writes are in flight (it then goes when they are done).
+                pending = sum(batch.size for batch, _ in in_flight)
+                if not in_flight:
+                    self.spool.wait_for_bytes(self.batch_bytes, self.flush_interval)
+                elif self.spool.available_bytes() - pending < self.batch_bytes:
+                    wait_for_futures([in_flight[0][1]], timeout=self.flush_interval)
+                    continue
+                batch = self.spool.read_batch(1 << 20, self.batch_bytes, start=start)
+                if batch is not None:
+                    in_flight.append((batch, pool.submit(self._write, batch.records)))
+        finally:
+            pool.shutdown(wait=True)
+            self._retire(in_flight)
+
+    def _retire(self, in_flight: deque[tuple[Batch, Future[bool]]]) -> None:
+        """Move the cursor past the leading batches InfluxDB has taken."""
+        while in_flight and in_flight[0][1].done():
+            batch, future = in_flight[0]
+            if not future.result():
+                return  # stopped before it was written: it stays in the spool
+            in_flight.popleft()
+            self.spool.advance(batch.end, batch.size)
 
     def _write(self, records: list[bytes]) -> bool:
         """Write until it succeeds, every bad line is dead-lettered, or we are stopping."""
@@ -107,10 +143,13 @@ class InfluxWriter:
                 self._note_failure(exc)
                 self._backoff()
                 continue
-            if self._failures:
-                log.info("InfluxDB writes work again after %d failed attempts", self._failures)
-            self._failures = 0
-            self.last_error = None
+            with self._failure_lock:
+                if self._failures:
+                    log.info(
+                        "InfluxDB writes work again after %d failed attempts", self._failures
+                    )
+                self._failures = 0
+                self.last_error = None
             return True
         return False
 
@@ -137,14 +176,17 @@ class InfluxWriter:
         self.stats.observe_write(time.perf_counter() - started, lines)
 
     def _note_failure(self, exc: Exception) -> None:
-        self._failures += 1
-        self.stats.write_errors += 1
-        self.last_error = str(exc)
+        with self._failure_lock:
+            self._failures += 1
+            failures = self._failures
+            self.stats.write_errors += 1
+            self.last_error = str(exc)
         level = logging.ERROR if isinstance(exc, InfluxAuthError) else logging.WARNING
-        if self._failures == 1 or self._failures % 10 == 0:
-            log.log(level, "InfluxDB write failed (attempt %d): %s", self._failures, exc)
+        if failures == 1 or failures % 10 == 0:
+            log.log(level, "InfluxDB write failed (attempt %d): %s", failures, exc)
 
     def _backoff(self) -> None:
+        # The failure count is shared by the writes in flight, so all of them back off.
         delay = min(self.retry_max, 0.1 * 2 ** min(self._failures, 16))
         self._stop.wait(delay * random.uniform(0.5, 1.0))
 

@@ -198,6 +198,9 @@ class CollectorSettings(_Section):
         1 << 20, ge=1024, description="InfluxDB write batch size in bytes (about 5,000 lines)"
     )
     flush_interval: Duration = Field(0.5, description="longest wait before a partial batch")
+    write_concurrency: int = Field(
+        3, ge=1, le=16, description="InfluxDB write requests in flight at once"
+    )
     ack_interval: Duration = Field(0.005, description="group-commit window of the spool")
     spool_fsync: bool = Field(True, description="fsync the spool before acknowledging")
     spool_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
