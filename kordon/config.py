@@ -59,6 +59,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _existing_file(value: Path | None) -> Path | None:
+    """Validator: a configured certificate or key file must exist when Kordon starts."""
+    if value is not None and not value.is_file():
+        raise ValueError(f"{value} is not a readable file")
+    return value
+
+
 class MqttSettings(_Section):
     url: str = Field(
         "mqtt://127.0.0.1:1883",
@@ -80,12 +87,7 @@ class MqttSettings(_Section):
     cert_file: Path | None = Field(None, description="mqtts://: client certificate (with key_file)")
     key_file: Path | None = Field(None, description="mqtts://: client private key")
 
-    @field_validator("ca_file", "cert_file", "key_file")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
+    _readable = field_validator("ca_file", "cert_file", "key_file")(_existing_file)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> MqttSettings:
@@ -283,12 +285,7 @@ class ApiSettings(_Section):
     tls_cert: Path | None = Field(None, description="serve HTTPS with this certificate (PEM)")
     tls_key: Path | None = Field(None, description="private key of tls_cert (PEM)")
 
-    @field_validator("tls_cert", "tls_key")
-    @classmethod
-    def _tls_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
+    _tls_file = field_validator("tls_cert", "tls_key")(_existing_file)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiSettings:

@@ -22,7 +22,9 @@ FAST_RULES = """rules:
 """
 
 
-def webhook_notify(url: str, group_wait: str = "0s", extra: str = "") -> str:
+def webhook_notify(
+    url: str, group_wait: str = "0s", extra: str = "", group_interval: str = "1s"
+) -> str:
     """A ``notify`` section paging one webhook per (site, alertname, device)."""
     return f"""notify:
   receivers:
@@ -32,7 +34,7 @@ def webhook_notify(url: str, group_wait: str = "0s", extra: str = "") -> str:
     receiver: oncall
     group_by: [site, alertname, device]
     group_wait: {group_wait}
-    group_interval: 1s
+    group_interval: {group_interval}
     repeat_interval: 1h
 {extra}"""
 

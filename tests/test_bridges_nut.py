@@ -25,7 +25,7 @@ from kordon.clock import WALL_CLOCK
 from kordon.config import MqttSettings
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
-from tests.alerts_env import alerts_process
+from tests.alerts_env import alerts_process, webhook_notify
 from tests.bridges_env import BridgeProcess, NutServer
 from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, wait_until
@@ -96,21 +96,6 @@ RULES = """rules:
   BatteryDepletionImminent: {for: 1s, min_span: 1s, min_points: 3, window: 30s}
   DeviceOffline: {default_interval: 1s, min_silence: 3s}
   SiteUnreachable: {min_devices: 3}   # two UPSes going dark together stay two DeviceOffline
-"""
-
-
-def _notify(hook: WebhookReceiver) -> str:
-    return f"""notify:
-  receivers:
-    - name: oncall
-      webhook: {{url: "{hook.url('/oncall')}"}}
-  route:
-    receiver: oncall
-    group_by: [site, alertname, device]
-    group_wait: 200ms
-    group_interval: 500ms
-    repeat_interval: 1h
-  outbox: {{retry_min: 200ms, retry_max: 1s}}
 """
 
 
@@ -239,7 +224,10 @@ def test_power_cut_through_the_real_pipeline(
 ) -> None:
     collector = collector_process(tmp_path, mosquitto, influxdb, database,
                                   client_id=f"coll-{site}")
-    engine = alerts_process(tmp_path, mosquitto, _notify(hook), rules=RULES, influx=influxdb,
+    notify = webhook_notify(
+        hook.url("/oncall"), "200ms", "  outbox: {retry_min: 200ms, retry_max: 1s}\n", "500ms"
+    )
+    engine = alerts_process(tmp_path, mosquitto, notify, rules=RULES, influx=influxdb,
                             database=database, name=f"alerts-{site}")
     collector.start()
     engine.start()

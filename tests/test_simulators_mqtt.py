@@ -166,6 +166,8 @@ def test_kordon_simulate_publishes_per_the_contract_and_replay_republishes_it(
         decoded = decode_telemetry(message.payload, ref.kind, now=time.time())
         assert not decoded.errors, decoded.errors
     radio = status_topic(site, "radio", "radio-1")
+    # The closing "offline" can reach the watcher after the last telemetry: wait for it too.
+    wait_until(lambda: len(watcher.on(radio)) >= 4, 10, what="the radio's four status changes")
     assert [m.payload for m in watcher.on(radio)] == [b"online", b"offline", b"online", b"offline"]
     assert [m.origin for m in watcher.on(radio)][1] is None  # 3.1.1 will: no properties
     statuses = {m.topic for m in watcher.messages if parse_topic(m.topic).channel is Channel.STATUS}
