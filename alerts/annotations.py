@@ -1,10 +1,13 @@
-"""Alert transitions to the InfluxDB measurement ``alerts`` (Grafana annotations).
+"""Alert transitions to the measurement ``alerts`` of the telemetry store (Grafana annotations).
 
 Tags ``alertname``, ``site``, ``device``, ``severity``, ``state``; fields ``summary``,
-``description``, ``fingerprint``. The engine must never wait for or fail on InfluxDB: events
-go into a bounded buffer that a thread writes in batches. While InfluxDB is down the buffer
-holds the newest ``influx_buffer`` events; older ones are dropped and counted
-(``dropped``), because annotations are a convenience and alert state lives in SQLite.
+``description``, ``fingerprint``. They go through the same
+:class:`~kordon.storage.telemetry.TelemetryStore` as the collector's readings, so they land in
+InfluxDB in production and in the embedded SQLite store in ``kordon demo``. The engine must
+never wait for or fail on the store: events go into a bounded buffer that a thread writes in
+batches. While the store is down the buffer holds the newest ``influx_buffer`` events; older
+ones are dropped and counted (``dropped``), because annotations are a convenience and alert
+state lives in the alert store.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from alerts.engine import Transition
-from kordon.storage.influx import InfluxClient, InfluxDatabaseMissing, InfluxError, InfluxTarget
 from kordon.storage.lineprotocol import encode_line
+from kordon.storage.telemetry import (
+    ALERTS_MEASUREMENT,
+    StoreDatabaseMissing,
+    StoreError,
+    TelemetryStore,
+)
 
 log = logging.getLogger("alerts.annotations")
 
@@ -23,7 +32,7 @@ log = logging.getLogger("alerts.annotations")
 def annotation_line(event: Transition) -> str:
     labels = event.labels
     return encode_line(
-        "alerts",
+        ALERTS_MEASUREMENT,
         {
             "alertname": labels.get("alertname", ""),
             "site": labels.get("site", ""),
@@ -41,14 +50,18 @@ def annotation_line(event: Transition) -> str:
 
 
 class AnnotationWriter:
+    """``open_store`` opens the telemetry store at :meth:`start` (e.g.
+    ``functools.partial(open_telemetry_store, settings.influx)``); the writer closes it."""
+
     def __init__(
         self,
-        target: InfluxTarget,
+        open_store: Callable[[], TelemetryStore],
         capacity: int,
         retry_max: float = 30.0,
         create_database: bool = True,
     ) -> None:
-        self.target = target
+        self.open_store = open_store
+        self._store: TelemetryStore | None = None
         self.create_database = create_database
         self.capacity = max(capacity, 1)
         self.retry_max = retry_max
@@ -62,6 +75,7 @@ class AnnotationWriter:
         self.failing = False
 
     def start(self) -> None:
+        self._store = self.open_store()
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -83,7 +97,8 @@ class AnnotationWriter:
             return len(self._queue)
 
     def _run(self) -> None:
-        client = InfluxClient(self.target)
+        client = self._store
+        assert client is not None, "start() opens the store"
         backoff = 0.5
         try:
             while True:
@@ -97,7 +112,7 @@ class AnnotationWriter:
                     continue
                 try:
                     client.write(("\n".join(batch) + "\n").encode())
-                except InfluxDatabaseMissing:
+                except StoreDatabaseMissing:
                     if self.create_database and client.create_database():
                         self._event.set()
                         continue
@@ -106,14 +121,14 @@ class AnnotationWriter:
                     backoff = min(backoff * 2, self.retry_max)
                     self._event.set()
                     continue
-                except InfluxError as exc:
+                except StoreError as exc:
                     if not exc.retryable:
-                        log.error("InfluxDB refused alert annotations (%s); dropping them", exc)
+                        log.error("the store refused alert annotations (%s); dropping them", exc)
                         self._forget(batch)
                         self.dropped += len(batch)
                         continue
                     if not self.failing:
-                        log.warning("InfluxDB unavailable for alert annotations: %s", exc)
+                        log.warning("telemetry store unavailable for alert annotations: %s", exc)
                     self.failing = True
                     if self._stop.wait(backoff):
                         return

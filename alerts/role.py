@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
@@ -26,6 +27,7 @@ from kordon.fleet import FleetError, load_fleet
 from kordon.model.topics import STATUS_FILTER, TELEMETRY_FILTER
 from kordon.mqtt import connect_async, make_client
 from kordon.storage.alert_store import AlertStore
+from kordon.storage.telemetry import open_telemetry_store
 
 log = logging.getLogger("alerts")
 
@@ -46,7 +48,7 @@ class AlertsRole:
         self.annotations: AnnotationWriter | None = None
         if settings.rules.write_influx:
             self.annotations = AnnotationWriter(
-                settings.influx.target(),
+                partial(open_telemetry_store, settings.influx),
                 settings.rules.influx_buffer,
                 create_database=settings.influx.create_database,
             )

@@ -16,7 +16,7 @@ import uvicorn
 from api.alerts import open_backend
 from api.app import create_app
 from api.auth import TokenBook
-from api.context import ApiContext, InfluxPool
+from api.context import ApiContext
 from api.live import LiveFollower
 from api.scenarios import ScenarioRunner, default_library
 from api.state import DeviceStates
@@ -25,7 +25,7 @@ from kordon import metrics
 from kordon.clock import Clock
 from kordon.config import ConfigError, Settings, split_host_port
 from kordon.fleet import Fleet, FleetError, load_fleet
-from kordon.storage.influx import InfluxError
+from kordon.storage.telemetry import StoreError, TelemetryStores
 
 log = logging.getLogger("api")
 _REBUILD_EVERY = 0.5  # seconds: how stale the shared device list may be
@@ -59,7 +59,7 @@ class ApiRole:
             clock=clock,
             tokens=TokenBook(cfg.tokens),
             states=states,
-            influx=InfluxPool(settings),
+            influx=TelemetryStores(settings.influx),
             scenarios=ScenarioRunner(
                 cfg.scenarios_dir or default_library(),
                 settings.data_dir / "api" / "runs",
@@ -109,7 +109,7 @@ class ApiRole:
             if self.context.states.last_refresh_error:
                 log.info("current state read from InfluxDB again")
             self.context.states.last_refresh_error = None
-        except InfluxError as exc:
+        except StoreError as exc:
             if self.context.states.last_refresh_error is None:
                 log.warning("cannot read current state from InfluxDB: %s", exc)
             self.context.states.last_refresh_error = str(exc)

@@ -1,11 +1,11 @@
 """Current state of every device, held in memory so the board and ``GET /devices`` are fast.
 
-Two sources feed it. InfluxDB is read at start and every ``api.refresh_interval`` (the latest
-point of every series and the latest availability), so the API is right even if it missed
-messages. Between reads, the live MQTT follower (:mod:`api.live`) applies readings as devices
-send them, so the board reacts to a power cut within a second rather than at the next read.
-Both merge per metric by timestamp, so an older value never overwrites a newer one whichever
-arrives last.
+Two sources feed it. The telemetry store (InfluxDB, or SQLite in the demo) is read at start
+and every ``api.refresh_interval`` (the latest point of every series and the latest
+availability), so the API is right even if it missed messages. Between reads, the live MQTT
+follower (:mod:`api.live`) applies readings as devices send them, so the board reacts to a
+power cut within a second rather than at the next read. Both merge per metric by timestamp,
+so an older value never overwrites a newer one whichever arrives last.
 
 The response for the full device list is built once per change (at most every
 ``_REBUILD_EVERY`` seconds) and shared by all readers: with 5,000 devices, rebuilding it per
@@ -14,7 +14,6 @@ request would cost more than the 50 ms budget of the endpoint.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -30,12 +29,9 @@ from kordon.model.kinds import DeviceKind
 from kordon.model.payload import FieldValue, Reading
 from kordon.storage.telemetry import TelemetryStore
 
-log = logging.getLogger("api.state")
-
 DEFAULT_INTERVAL = 10.0  # seconds between readings of a device that is not in the fleet file
 _REBUILD_EVERY = 0.5
 _STALE_SNAPSHOT = 5.0
-STATUS_MEASUREMENT = "device_status"
 
 
 def iso(ts: float | None) -> str | None:
@@ -145,7 +141,8 @@ _SITE_POWER_TEXT = {
 
 
 class DeviceStates:
-    """Every device the API knows: from the fleet file, InfluxDB and the live stream."""
+    """Every device the API knows: from the fleet file, the telemetry store and the live
+    stream."""
 
     def __init__(self, clock: Clock, fleet: Fleet | None, offline_after: float = 3.0) -> None:
         self.clock = clock

@@ -1,9 +1,13 @@
-"""History queries: parameters validated, InfluxQL built only from checked pieces.
+"""History queries: every parameter checked here, before any store sees it.
 
-Nothing a caller sends reaches InfluxQL as text: metric names must be known metrics of the
-device's kind or match the collector's pattern for unknown ones (and are quoted as identifiers
-anyway), times and steps are parsed into integers, the aggregation is one of four words, and
-site and device come from the API's own device index, quoted as string literals.
+This module builds no query text. It turns a request into a
+:class:`~kordon.storage.telemetry.HistoryRequest` of checked pieces, and the configured store
+(InfluxDB or the embedded SQLite store) asks its own question from that: metric names must be
+known metrics of the device's kind or match the collector's pattern for unknown ones, times
+and steps are parsed into integers within limits, the aggregation is one of four words (words
+and flags always take ``last``), and site and device come from the API's own device index.
+The stores quote every identifier and literal anyway. A store that refuses the question
+(``StoreRejected``) answers 422; one that is unavailable is the route's 503.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ from kordon.durations import parse_duration
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, SEQ_FIELD, MetricType
 from kordon.model.payload import UNKNOWN_METRIC_NAME
-from kordon.storage.influx import InfluxRejected
-from kordon.storage.telemetry import HistoryRequest, TelemetryStore
+from kordon.storage.telemetry import HistoryRequest, StoreRejected, TelemetryStore
 
 AGGREGATIONS = ("mean", "min", "max", "last")
 MAX_METRICS = 8
@@ -191,7 +194,7 @@ def run_query(store: TelemetryStore, query: HistoryQuery) -> dict[str, list[list
     """metric -> [[epoch ms, value], ...] in time order."""
     try:
         return store.history(query.request())
-    except InfluxRejected as exc:
+    except StoreRejected as exc:
         raise Problem(
             422,
             "query-rejected",

@@ -1,4 +1,7 @@
-"""Drains the spool into InfluxDB in batches.
+"""Drains the spool into the telemetry store (InfluxDB, or SQLite in the demo) in batches.
+
+It speaks to the store through :class:`~kordon.storage.telemetry.TelemetryStore` and its
+neutral errors only; "InfluxDB" below stands for whichever store is configured.
 
 - Batches are bounded by line count and bytes; a partial batch waits at most
   ``flush_interval`` for company, so quiet fleets still reach the dashboards quickly.
@@ -30,13 +33,13 @@ from concurrent.futures import wait as wait_for_futures
 from collector import records
 from collector.spool import Batch, Spool
 from collector.stats import CollectorStats
-from kordon.storage.influx import (
-    InfluxAuthError,
-    InfluxDatabaseMissing,
-    InfluxError,
-    InfluxRejected,
+from kordon.storage.telemetry import (
+    StoreAuthError,
+    StoreDatabaseMissing,
+    StoreError,
+    StoreRejected,
+    TelemetryStore,
 )
-from kordon.storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +135,14 @@ class InfluxWriter:
         while not self._stop.is_set():
             try:
                 self._write_splitting(records)
-            except InfluxRejected:
+            except StoreRejected:
                 raise AssertionError("unreachable: rejections are split") from None
-            except InfluxDatabaseMissing as exc:
+            except StoreDatabaseMissing as exc:
                 self._note_failure(exc)
                 if not self.client.create_database():
                     self._backoff()
                 continue
-            except InfluxError as exc:
+            except StoreError as exc:
                 self._note_failure(exc)
                 self._backoff()
                 continue
@@ -157,7 +160,7 @@ class InfluxWriter:
         started = time.perf_counter()
         try:
             self.client.write(b"\n".join([records.body(record) for record in batch]))
-        except InfluxRejected as exc:
+        except StoreRejected as exc:
             if len(batch) == 1:
                 lines = records.split(batch[0])
                 if len(lines) > 1:
@@ -181,7 +184,7 @@ class InfluxWriter:
             failures = self._failures
             self.stats.write_errors += 1
             self.last_error = str(exc)
-        level = logging.ERROR if isinstance(exc, InfluxAuthError) else logging.WARNING
+        level = logging.ERROR if isinstance(exc, StoreAuthError) else logging.WARNING
         if failures == 1 or failures % 10 == 0:
             log.log(level, "InfluxDB write failed (attempt %d): %s", failures, exc)
 
@@ -195,5 +198,5 @@ class InfluxWriter:
         return self._failures > 0
 
 
-class _DeadLetterUnavailable(InfluxError):
+class _DeadLetterUnavailable(StoreError):
     """The broker did not take the dead letter: keep the batch and try again later."""

@@ -161,24 +161,10 @@ class InfluxSettings(_Section):
         return value
 
     def target(self) -> Any:
+        """The InfluxDB these settings name, credentials resolved (an ``InfluxTarget``)."""
         from kordon.storage.influx import InfluxTarget
 
-        parts = urlsplit(self.url)
-        username = self.username or (unquote(parts.username) if parts.username else None)
-        password = self.password or (unquote(parts.password) if parts.password else None)
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc = f"{netloc}:{parts.port}"
-        return InfluxTarget(
-            url=f"{parts.scheme}://{netloc}{parts.path}",
-            database=self.database,
-            retention_policy=self.retention_policy,
-            token=self.token,
-            username=username,
-            password=password,
-            timeout=self.timeout,
-            gzip=self.gzip,
-        )
+        return InfluxTarget.from_settings(self)
 
 
 class CollectorSettings(_Section):

@@ -15,7 +15,7 @@ from api.state import iso
 from api.telemetry import AGGREGATIONS, build_query, run_query
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS
-from kordon.storage.influx import InfluxError
+from kordon.storage.telemetry import StoreError
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(VIEWER)], responses=PROBLEM_RESPONSES)
 
@@ -168,7 +168,7 @@ def get_telemetry(
     )
     try:
         points = run_query(ctx.influx.get(), query)
-    except InfluxError as exc:
+    except StoreError as exc:
         raise Problem(
             503,
             "store-unavailable",

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from kordon.dashboards import DATASOURCE_NAME, DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
 from kordon.dashboards.locate import dashboard_files
+from kordon.storage.influx import InfluxTarget
 
 Json = dict[str, Any]
 
@@ -65,18 +65,14 @@ class InfluxSource:
 
     @classmethod
     def from_settings(cls, influx: Any, url: str | None = None) -> InfluxSource:
-        parts = urlsplit(url or influx.url)
-        username = influx.username or (unquote(parts.username) if parts.username else None)
-        password = influx.password or (unquote(parts.password) if parts.password else None)
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc = f"{netloc}:{parts.port}"
+        """From ``influx`` settings, at ``url`` if Grafana reaches InfluxDB by another name."""
+        target = InfluxTarget.from_settings(influx, url)
         return cls(
-            url=f"{parts.scheme}://{netloc}{parts.path}",
-            database=influx.database,
-            token=influx.token,
-            username=username,
-            password=password,
+            url=target.url,
+            database=target.database,
+            token=target.token,
+            username=target.username,
+            password=target.password,
         )
 
     def datasource(self) -> Json:

@@ -5,18 +5,24 @@ same questions the API asks (:mod:`kordon.storage.telemetry`), so no role knows 
 is behind it. Points are keyed like InfluxDB's (series, field, time), so a redelivered
 message overwrites rather than duplicates. It is meant for a demo-sized fleet, not for a
 border's worth of history: use InfluxDB for that.
+
+Failures are the store-neutral errors: lines that do not parse are :class:`StoreRejected`
+(as InfluxDB answers 400), a database that is locked or cannot be written is
+:class:`StoreUnavailable` (retried, as InfluxDB's 5xx), so the collector's writer and the
+alert annotations treat both stores alike.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from kordon.storage.influx import InfluxRejected
 from kordon.storage.lineprotocol import LineProtocolError, parse_lines
 from kordon.storage.telemetry import (
     STATUS_MEASUREMENT,
@@ -24,6 +30,8 @@ from kordon.storage.telemetry import (
     HistoryRequest,
     LatestPoint,
     StatusPoint,
+    StoreRejected,
+    StoreUnavailable,
 )
 
 _SCHEMA = """
@@ -58,7 +66,7 @@ class SqliteTelemetryStore:
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str], int] = {}
 
-    # --- the collector's side (same calls as InfluxClient) ---------------------------------
+    # --- writes (kordon.storage.telemetry.TelemetryStore) -----------------------------------
     def ping(self) -> bool:
         return True
 
@@ -75,21 +83,26 @@ class SqliteTelemetryStore:
         try:
             points = parse_lines(body.decode("utf-8"))
         except (LineProtocolError, UnicodeDecodeError) as exc:
-            raise InfluxRejected(400, f"unable to parse: {exc}") from None
+            raise StoreRejected(400, f"unable to parse: {exc}") from None
         rows = []
-        with self._lock:
+        with self._lock, _unavailable_on_error():
             for measurement, tags, fields, ts in points:
                 series = self._series_id(measurement, tags)
                 stamp = ts if ts is not None else 0
                 for name, value in fields.items():
                     rows.append((series, name, stamp, value, type(value) is bool))
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO samples (series, field, ts, value, is_bool) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO samples (series, field, ts, value, is_bool) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # a failed write leaves nothing half-done
+                    self._db.execute("ROLLBACK")
+                raise
 
     def _series_id(self, measurement: str, tags: dict[str, str]) -> int:
         key = (measurement, orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode())
@@ -109,7 +122,7 @@ class SqliteTelemetryStore:
 
     # --- questions (kordon.storage.telemetry.TelemetryStore) ---------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, _unavailable_on_error():
             return self._db.execute(sql, params).fetchall()
 
     def latest(self, measurement: str, since_ns: int) -> list[LatestPoint]:
@@ -188,3 +201,13 @@ class SqliteTelemetryStore:
 
 
 _SQL_AGGREGATES = {"mean": "AVG", "min": "MIN", "max": "MAX", "sum": "SUM", "count": "COUNT"}
+
+
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """SQLite's operational errors (locked or busy past the timeout, disk full, read-only
+    file) may pass: report them as the store being unavailable, which callers retry."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"SQLite: {exc}") from exc

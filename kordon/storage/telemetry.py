@@ -1,25 +1,65 @@
-"""The telemetry store: what every role may ask of it, whichever database is behind it.
+"""The telemetry store seam: what every role may ask of a store, whichever database is behind it.
 
-Two implementations: :class:`InfluxTelemetryStore` (InfluxDB through the 1.x-compatible HTTP
-API; production) and :class:`~kordon.storage.sqlite_telemetry.SqliteTelemetryStore` (an
-embedded SQLite file; ``kordon demo`` and laptops). :func:`open_telemetry_store` picks one by
-the scheme of ``influx.url``: ``http(s)://`` or ``sqlite:///path``. Writers send line protocol
-to both; readers ask the three questions below, so no role writes InfluxQL of its own.
+This module is the only one roles import to reach telemetry storage. It holds the
+:class:`TelemetryStore` protocol, the point types its questions answer with, the errors every
+backend raises (so a caller never learns which database failed it), the measurement names
+Kordon writes besides the device kinds, and the one place that turns ``influx`` settings into
+a store (:func:`open_telemetry_store`, or :class:`TelemetryStores` for a role with threads).
+
+Two backends implement it: :class:`~kordon.storage.influx.InfluxTelemetryStore` (InfluxDB
+through the 1.x-compatible HTTP API; production) and
+:class:`~kordon.storage.sqlite_telemetry.SqliteTelemetryStore` (an embedded SQLite file;
+``kordon demo`` and laptops). The scheme of ``influx.url`` picks one: ``http(s)://`` or
+``sqlite:///path``. Writers send line protocol to both; readers ask the three questions of the
+protocol, so no role writes InfluxQL or SQL of its own.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from kordon.storage.influx import InfluxClient, InfluxTarget, quote_identifier, quote_string
-
-STATUS_MEASUREMENT = "device_status"
+STATUS_MEASUREMENT = "device_status"  # availability changes; tags site, kind, device
+ALERTS_MEASUREMENT = "alerts"  # alert transitions, read by Grafana as annotations
 AGGREGATIONS = frozenset({"mean", "min", "max", "last", "first", "sum", "count"})
 
 
+# --- errors ----------------------------------------------------------------------------------
+class StoreError(Exception):
+    """Base class. ``retryable`` says whether the same request may succeed later."""
+
+    retryable = True
+
+
+class StoreUnavailable(StoreError):
+    """The store did not answer (refused, timed out, 5xx, busy): it may come back."""
+
+
+class StoreAuthError(StoreError):
+    """The store refused our credentials. Retried (an operator can fix the token without
+    losing data), logged loudly."""
+
+
+class StoreDatabaseMissing(StoreError):
+    """The database does not exist (yet): create it, or wait for an operator to."""
+
+
+class StoreRejected(StoreError):
+    """The store refused the request itself (unparseable lines, a field type conflict, a bad
+    query): sending the same request again fails again."""
+
+    retryable = False
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status  # an HTTP status, also for backends that do not speak HTTP
+        self.message = message
+
+
+# --- points ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class LatestPoint:
     """The newest point of one device, and the last known value of every field it sent."""
@@ -57,7 +97,12 @@ History = dict[str, list[list[Any]]]  # metric -> [[epoch ms, value], ...] in ti
 
 
 class TelemetryStore(Protocol):
-    def write(self, body: bytes, precision: str = "ns") -> None: ...
+    """Every method may raise a :class:`StoreError` subclass, and nothing else for a store
+    that is down or refuses: callers catch those, never a backend's own exceptions."""
+
+    def write(self, body: bytes, precision: str = "ns") -> None:
+        """Write newline-separated line protocol. Points are keyed by series, field and time,
+        so writing the same lines again changes nothing."""
 
     def create_database(self) -> bool: ...
 
@@ -72,87 +117,72 @@ class TelemetryStore(Protocol):
     def history(self, request: HistoryRequest) -> History: ...
 
 
-class InfluxTelemetryStore(InfluxClient):
-    """InfluxDB: the questions as InfluxQL, every identifier and literal quoted."""
-
-    def latest(self, measurement: str, since_ns: int) -> list[LatestPoint]:
-        table = quote_identifier(measurement)
-        where = f"WHERE time > {int(since_ns)}"
-        newest = self.series(
-            f'SELECT * FROM {table} {where} GROUP BY "site","device" ORDER BY time DESC LIMIT 1'
-        )
-        lasts = {
-            (row.get("site"), row.get("device")): {
-                key.removeprefix("last_"): value
-                for key, value in row.items()
-                if key.startswith("last_") and value is not None
-            }
-            for row in self.series(f'SELECT last(*) FROM {table} {where} GROUP BY "site","device"')
-        }
-        points = []
-        for row in newest:
-            site, device = row.get("site"), row.get("device")
-            if not site or not device:
-                continue
-            fields = {
-                key: value
-                for key, value in row.items()
-                if key not in ("time", "site", "device") and value is not None
-            }
-            points.append(
-                LatestPoint(site, device, int(row["time"]), fields, lasts.get((site, device), {}))
-            )
-        return points
-
-    def statuses(self, since_ns: int) -> list[StatusPoint]:
-        rows = self.series(
-            f'SELECT last("state") AS "state" FROM {quote_identifier(STATUS_MEASUREMENT)} '
-            f'WHERE time > {int(since_ns)} GROUP BY "site","kind","device"'
-        )
-        return [
-            StatusPoint(
-                row["site"], row["kind"], row["device"], str(row["state"]), int(row["time"])
-            )
-            for row in rows
-            if row.get("site") and row.get("kind") and row.get("device") and row.get("state")
-        ]
-
-    def history(self, request: HistoryRequest) -> History:
-        selectors = ", ".join(
-            f"{_aggregation(agg)}({quote_identifier(name)}) AS {quote_identifier(name)}"
-            for name, agg in request.metrics.items()
-        )
-        q = (
-            f"SELECT {selectors} FROM {quote_identifier(request.measurement)} "
-            f'WHERE "site" = {quote_string(request.site)} '
-            f'AND "device" = {quote_string(request.device)} '
-            f"AND time >= {int(request.start_ns)} AND time < {int(request.end_ns)} "
-            f"GROUP BY time({int(request.step_s)}s) fill(none)"
-        )
-        points: History = {name: [] for name in request.metrics}
-        for result in self.query(q, epoch="ms"):
-            for series in result.get("series", []):
-                columns = series["columns"]
-                for values in series["values"]:
-                    for column, value in zip(columns[1:], values[1:], strict=True):
-                        if value is not None and column in points:
-                            points[column].append([values[0], value])
-        return points
-
-
-def _aggregation(name: str) -> str:
-    if name not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {name!r}")
-    return name
+# --- settings -> store -----------------------------------------------------------------------
+def sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite:///absolute/path`` or ``sqlite://relative/path`` URL names, or None
+    for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    return Path(parts.netloc + parts.path)
 
 
 def open_telemetry_store(settings: Any) -> TelemetryStore:
-    """The store ``settings`` (an ``InfluxSettings``) names: InfluxDB or a SQLite file."""
-    parts = urlsplit(settings.url)
-    if parts.scheme == "sqlite":
+    """The store ``settings`` (an ``InfluxSettings``) names: InfluxDB or a SQLite file.
+
+    An InfluxDB store is an HTTP client with its own connection pool; a SQLite store is one
+    connection. Either may be used from several threads, but a role that queries from many
+    threads (the API) should hold one per thread: see :class:`TelemetryStores`.
+    """
+    path = sqlite_path(settings.url)
+    if path is not None:
         from kordon.storage.sqlite_telemetry import SqliteTelemetryStore
 
-        # sqlite:///absolute/path or sqlite://relative/path
-        return SqliteTelemetryStore(Path(parts.netloc + parts.path))
-    target: InfluxTarget = settings.target()
-    return InfluxTelemetryStore(target)
+        return SqliteTelemetryStore(path)
+    from kordon.storage.influx import InfluxTarget, InfluxTelemetryStore
+
+    return InfluxTelemetryStore(InfluxTarget.from_settings(settings))
+
+
+class TelemetryStores:
+    """The stores of one role: one per thread for InfluxDB (an HTTP client per thread, so a
+    slow query does not hold up another's connection), one shared for SQLite (a single
+    connection that serialises access itself). Opened on first use; :meth:`close` closes
+    every one."""
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._shared = sqlite_path(settings.url) is not None
+        self._local = threading.local()
+        self._stores: list[TelemetryStore] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> TelemetryStore:
+        if self._shared:
+            with self._lock:
+                if not self._stores:
+                    self._stores.append(open_telemetry_store(self._settings))
+                return self._stores[0]
+        store: TelemetryStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = open_telemetry_store(self._settings)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            stores, self._stores = self._stores, []
+        for store in stores:
+            store.close()
+
+
+def __getattr__(name: str) -> Any:
+    # InfluxTelemetryStore lived here before the backends moved behind the seam; old imports
+    # (``from kordon.storage.telemetry import InfluxTelemetryStore``) keep working.
+    if name == "InfluxTelemetryStore":
+        from kordon.storage.influx import InfluxTelemetryStore
+
+        return InfluxTelemetryStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
