@@ -6,19 +6,18 @@ it does not need: the line prefix (measurement and tags) is cached per topic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-import orjson
-
-from collector import records
+from collector import deadletter, records
 from collector.guard import CardinalityGuard
+from collector.lines import decode_telemetry_lines
 from collector.stats import CollectorStats
-from kordon.model.payload import DecodeLimits, decode_telemetry_lines
+from kordon.model.payload import DecodeError, DecodeLimits
 from kordon.model.topics import Channel, TopicError, TopicRef, parse_topic
 from kordon.storage.lineprotocol import escape_key
+from kordon.storage.telemetry import STATUS_MEASUREMENT
 
-STATUS_MEASUREMENT = "device_status"
 _PREFIX_CACHE_LIMIT = 200_000
 
 
@@ -52,7 +51,7 @@ class Ingest:
             try:
                 ref = parse_topic(topic)
             except TopicError as exc:
-                return self._reject(topic, payload, "topic", [str(exc)], now)
+                return self._reject(topic, payload, deadletter.TOPIC, [str(exc)], now)
             if self.guard is not None:
                 # Checked once per topic: admitted topics are cached below, refused ones not.
                 key = (ref.site, ref.kind.value, ref.device)
@@ -77,10 +76,8 @@ class Ingest:
             result.records = records.pack(decoded.lines)
             self._track_seq(ref, decoded.seqs)
         if decoded.errors:
-            reason_class = _classify(decoded.errors[0])
-            result.deadletter = self._reject(
-                topic, payload, reason_class, decoded.errors, now
-            ).deadletter
+            code = decoded.errors[0].code
+            result.deadletter = self._reject(topic, payload, code, decoded.errors, now).deadletter
         return result
 
     def _status(self, ref: TopicRef, topic: str, payload: bytes, now: float) -> IngestResult:
@@ -89,7 +86,7 @@ class Ingest:
             return self._reject(
                 topic,
                 payload,
-                "status",
+                deadletter.STATUS,
                 [f"status must be 'online' or 'offline', got {state!r}"],
                 now,
             )
@@ -119,52 +116,16 @@ class Ingest:
             self._last_seq[key] = last
 
     def _reject(
-        self, topic: str, payload: bytes, reason_class: str, errors: list[str], now: float
+        self,
+        topic: str,
+        payload: bytes,
+        code: str,
+        errors: Sequence[str | DecodeError],
+        now: float,
     ) -> IngestResult:
-        self.stats.count_deadletter(reason_class)
+        self.stats.count_deadletter(code)
         return IngestResult(
-            deadletter=deadletter_payload(
-                topic, payload, errors, now, self.source, self.deadletter_payload_bytes
+            deadletter=deadletter.encode(
+                topic, payload, code, errors, now, self.source, self.deadletter_payload_bytes
             )
         )
-
-
-def deadletter_payload(
-    topic: str, payload: bytes, errors: list[str], now: float, source: str, limit: int
-) -> bytes:
-    """The dead-letter message: enough to see what was wrong and to replay it once fixed."""
-    shown = payload[:limit]
-    return orjson.dumps(
-        {
-            "topic": topic,
-            "reason": errors[0],
-            "errors": errors[:50],
-            "payload": shown.decode("utf-8", errors="replace"),
-            "payload_bytes": len(payload),
-            "truncated": len(shown) < len(payload),
-            "received_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
-            "source": source,
-        }
-    )
-
-
-def _classify(error: str) -> str:
-    """A short, bounded label for the dead-letter counter (one per limit, so each is seen)."""
-    if error.startswith("payload of "):
-        return "payload_size"
-    if error.startswith("batch of "):
-        return "batch_length"
-    text = error.split(": ", 1)[1] if error.startswith("reading ") else error
-    for needle, label in (
-        ("metrics exceed the limit", "metric_count"),
-        (" is longer than ", "string_length"),
-        ("not UTF-8 JSON", "json"),
-        ("ts ", "timestamp"),
-        ("seq ", "seq"),
-        ("metric name", "metric_name"),
-        ("must be", "type"),
-        ("is not one of", "value"),
-    ):
-        if needle in text:
-            return label
-    return "shape"

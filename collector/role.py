@@ -11,9 +11,11 @@ from typing import Any
 import paho.mqtt.client as paho
 from prometheus_client import start_http_server
 
-from collector.acks import AckTracker, Token
+from collector import deadletter
+from collector.acks import AckTracker
+from collector.deadletter import DeadLetterPublisher
 from collector.guard import CardinalityGuard
-from collector.ingest import Ingest, IngestResult, deadletter_payload
+from collector.ingest import Ingest, IngestResult
 from collector.source import MqttSource
 from collector.spool import Spool
 from collector.stats import CollectorStats
@@ -23,7 +25,6 @@ from kordon.clock import Clock
 from kordon.config import ConfigError, Settings, split_host_port
 from kordon.fleet import FleetError, load_fleet
 from kordon.model.payload import DecodeLimits
-from kordon.model.topics import DEADLETTER_TOPIC
 from kordon.storage.telemetry import open_telemetry_store
 
 log = logging.getLogger("collector")
@@ -72,9 +73,7 @@ class CollectorRole:
             on_connected=self._on_connected,
         )
         self.acks = AckTracker(self.source.ack)
-        self._deadletter_tokens: dict[int, Token] = {}
-        self._deadletter_lock = threading.Lock()
-        self.source.client.on_publish = self._on_publish
+        self.deadletters = DeadLetterPublisher(self.source.client, self.acks.release)
         self.influx = open_telemetry_store(settings.influx)
         self.writer = InfluxWriter(
             self.spool,
@@ -159,38 +158,32 @@ class CollectorRole:
             result = self.ingest.handle(message.topic, message.payload, self.clock.now())
         except Exception:  # the collector never crashes on input
             log.exception("unexpected error on a message from %s", message.topic)
-            dead = deadletter_payload(
-                message.topic,
-                message.payload,
-                ["internal error while decoding; see collector log"],
-                self.clock.now(),
-                self.client_id,
-                4096,
+            result = IngestResult(
+                deadletter=self._letter(
+                    message.topic,
+                    message.payload,
+                    deadletter.INTERNAL,
+                    "internal error while decoding; see collector log",
+                )
             )
-            result = IngestResult(deadletter=dead)
         parts = bool(result.records) + (result.deadletter is not None)
         token = self.acks.hold(message.mid, message.qos, parts)
         if result.records:
             self.spool.append(result.records, token)
         if result.deadletter is not None:
-            self._publish_deadletter(result.deadletter, token)
+            self.deadletters.publish(result.deadletter, token)
 
-    def _publish_deadletter(self, payload: bytes, token: Token | None) -> None:
-        info = self.source.client.publish(DEADLETTER_TOPIC, payload, qos=1)
-        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
-            log.error("dead-letter queue full; the message stays unacknowledged")
-            return
-        if token is not None:
-            with self._deadletter_lock:
-                self._deadletter_tokens[info.mid] = token
-
-    def _on_publish(
-        self, _client: object, _userdata: object, mid: int, _reason: object, _props: object
-    ) -> None:
-        with self._deadletter_lock:
-            token = self._deadletter_tokens.pop(mid, None)
-        if token is not None:
-            self.acks.release([token])
+    def _letter(self, topic: str, payload: bytes, code: str, reason: str) -> bytes:
+        self.stats.count_deadletter(code)
+        return deadletter.encode(
+            topic,
+            payload,
+            code,
+            [reason],
+            self.clock.now(),
+            self.client_id,
+            self.settings.collector.deadletter_payload_bytes,
+        )
 
     # --- committer thread -----------------------------------------------------------------
     def _commit_loop(self) -> None:
@@ -210,21 +203,10 @@ class CollectorRole:
 
     # --- writer thread --------------------------------------------------------------------
     def _deadletter_rejected_line(self, line: bytes, reason: str) -> bool:
-        payload = deadletter_payload(
-            "influxdb",
-            line,
-            [f"InfluxDB rejected the line: {reason}"],
-            self.clock.now(),
-            self.client_id,
-            self.settings.collector.deadletter_payload_bytes,
+        letter = self._letter(
+            "influxdb", line, deadletter.INFLUX_REJECTED, f"InfluxDB rejected the line: {reason}"
         )
-        self.stats.count_deadletter("influx_rejected")
-        info = self.source.client.publish(DEADLETTER_TOPIC, payload, qos=1)
-        try:
-            info.wait_for_publish(timeout=10)
-        except (RuntimeError, ValueError):
-            return False
-        return info.is_published()
+        return self.deadletters.publish_and_wait(letter)
 
 
 def _fleet_devices(settings: Settings) -> list[tuple[str, str, str]]:

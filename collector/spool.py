@@ -1,10 +1,11 @@
 """The durable on-disk spool between MQTT and InfluxDB.
 
-Records (one line-protocol line each) are appended to segment files in group commits: the
-committer thread writes everything appended since the last commit, fsyncs, and only then are
-the messages behind those records acknowledged to the broker. A writer reads committed
-records in order and moves a cursor once InfluxDB has taken them. The backlog lives on disk,
-so memory stays bounded however long InfluxDB is away.
+Records are opaque bytes to the spool; the collector puts all the line-protocol lines of one
+MQTT message in one record (``collector.records``). They are appended to segment files in
+group commits: the committer thread writes everything appended since the last commit,
+fsyncs, and only then are the messages behind those records acknowledged to the broker. The
+writer reads committed records in order and moves the cursor, in order, past what InfluxDB
+has taken. The backlog lives on disk, so memory stays bounded however long InfluxDB is away.
 
 While the writer keeps up, it reads the records it needs from a bounded in-memory copy of
 the latest commits (the tail) instead of reading the segment back and checking every CRC:

@@ -88,6 +88,7 @@ class Case:
     topic: str
     payload: bytes
     reason: str  # must appear in the dead letter's reason
+    code: str  # the dead letter's code, also its counter label
 
 
 def _reading(ts: float, **metrics: Any) -> dict[str, Any]:
@@ -107,81 +108,94 @@ def _bad_inputs(site: str, now: int) -> list[Case]:
             f"kordon/v1/{site}-kind/toaster/dev-1/telemetry",
             good,
             "kind 'toaster' is not one of radio, scanner, ups",
+            "topic",
         ),
         Case(
             "device name",
             f"kordon/v1/{site}-device/ups/bad device!/telemetry",
             good,
             "device 'bad device!' does not match",
+            "topic",
         ),
         Case(
             "device name too long",
             f"kordon/v1/{site}-long/ups/{'d' * 65}/telemetry",
             good,
             "does not match ^[A-Za-z0-9_.-]{1,64}$",
+            "topic",
         ),
-        Case("not json", telemetry("notjson"), b"{ts: soon", "not UTF-8 JSON"),
+        Case("not json", telemetry("notjson"), b"{ts: soon", "not UTF-8 JSON", "json"),
         Case(
             "invalid utf-8",
             telemetry("utf8"),
             b'{"ts": %d, "metrics": {"fw.note": "\xff\xfe"}}' % (now - 60),
             "not valid UTF-8",
+            "json",
         ),
-        Case("json scalar", telemetry("scalar"), b"42", "payload is a JSON int"),
-        Case("empty array", telemetry("empty"), b"[]", "empty batch"),
+        Case("json scalar", telemetry("scalar"), b"42", "payload is a JSON int", "shape"),
+        Case("empty array", telemetry("empty"), b"[]", "empty batch", "shape"),
         Case(
             "missing ts",
             telemetry("nots"),
             orjson.dumps({"metrics": {"battery.charge": 1.0}}),
             "ts is missing",
+            "timestamp",
         ),
         Case(
             "future ts",
             telemetry("future"),
             orjson.dumps(_reading(now + 3600)),
             "in the future",
+            "timestamp",
         ),
         Case(
             "ts in milliseconds",
             telemetry("millis"),
             orjson.dumps(_reading(now * 1000)),
             "not milliseconds",
+            "timestamp",
         ),
         Case(
             "wrong type for a known metric",
             telemetry("type"),
             orjson.dumps(_reading(now - 60, **{"battery.charge": "full"})),
             "battery.charge must be a number, got 'full'",
+            "type",
         ),
         Case(
             "enum value not allowed",
             telemetry("enum", "scanner"),
             orjson.dumps(_reading(now - 60, **{"scanner.state": "exploded"})),
             "scanner.state 'exploded' is not one of",
+            "value",
         ),
         Case(
             "bad metric name",
             telemetry("name"),
             orjson.dumps(_reading(now - 60, **{"Battery-Charge": 1.0})),
             "metric name 'Battery-Charge' does not match",
+            "metric_name",
         ),
         Case(
             "list value",
             telemetry("list"),
             orjson.dumps(_reading(now - 60, **{"fw.modes": [1, 2]})),
             "fw.modes must be a number, a bool or a string, got list",
+            "type",
         ),
         Case(
             "oversize",
             telemetry("big"),
             oversize,
             f"payload of {len(oversize)} bytes exceeds the limit of {MAX_PAYLOAD}",
+            "payload_size",
         ),
         Case(
             "bad status",
             f"kordon/v1/{site}-status/ups/dev-1/status",
             b"maybe",
             "status must be 'online' or 'offline', got 'maybe'",
+            "status",
         ),
     ]
 
@@ -223,6 +237,7 @@ def test_bad_input_is_dead_lettered_and_never_written(
     for topic, case in expected.items():
         letter = letters[topic]
         assert case.reason in letter["reason"], (case.name, letter)
+        assert letter["code"] == case.code, (case.name, letter)
         assert letter["errors"][0] == letter["reason"]
         assert letter["payload_bytes"] == len(case.payload), case.name
         shown = case.payload[:DEADLETTER_PAYLOAD].decode("utf-8", errors="replace")
@@ -272,6 +287,7 @@ def test_batch_with_one_bad_reading_writes_the_rest_and_dead_letters_the_one(
         what="the dead letter",
     )
     assert letter["reason"].startswith("reading 1: power.source 'ups' is not one of")
+    assert letter["code"] == "value"
 
 
 def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
@@ -311,6 +327,7 @@ def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
     )
     assert "InfluxDB rejected the line" in letter["reason"]
     assert "field type conflict" in letter["reason"]
+    assert letter["code"] == "influx_rejected"
     assert 'fw.mode="eco"' in letter["payload"] and "seq=2i" in letter["payload"]
     assert f"{now - 89}000000000" in letter["payload"]
 

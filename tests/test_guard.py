@@ -60,6 +60,7 @@ def test_each_limit_is_enforced_and_counted_under_its_own_reason(
     assert result.deadletter is not None
     letter = orjson.loads(result.deadletter)
     assert "limit" in letter["reason"] or "longer than" in letter["reason"]
+    assert letter["code"] == reason
     assert stats.deadletter_reasons == {reason: 1}
 
 
@@ -72,6 +73,28 @@ def test_limits_at_their_bound_are_accepted() -> None:
     result = ingest.handle(_topic("d1"), payload, NOW)
     assert result.deadletter is None
     assert stats.readings_accepted == 5
+
+
+@pytest.mark.parametrize(
+    ("code", "payload"),
+    [
+        ("json", b"{ts: soon"),
+        ("shape", orjson.dumps({"ts": NOW - 10, "metrics": {}})),
+        ("shape", orjson.dumps({"ts": NOW - 10, "seq": 1, "metrics": {"m.a": 1.0}, "x": 1})),
+        ("timestamp", orjson.dumps({"metrics": {"m.a": 1.0}})),
+        ("seq", orjson.dumps({"ts": NOW - 10, "seq": -1, "metrics": {"m.a": 1.0}})),
+        ("metric_name", orjson.dumps(_reading(**{"Bad": 1.0}))),
+        ("type", orjson.dumps(_reading(**{"alerts": [1]}))),
+        ("value", orjson.dumps(_reading(**{"ups.status": "OL LOST"}))),
+    ],
+)
+def test_each_refusal_is_counted_under_its_code(code: str, payload: bytes) -> None:
+    # The decoder names the code; nothing is guessed from the text of the reason.
+    ingest, stats = _ingest()
+    result = ingest.handle(_topic("d1"), payload, NOW)
+    assert result.deadletter is not None and result.records == []
+    assert orjson.loads(result.deadletter)["code"] == code
+    assert stats.deadletter_reasons == {code: 1}
 
 
 def test_rate_of_new_devices_is_limited_and_refused_devices_are_admitted_later() -> None:

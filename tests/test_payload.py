@@ -12,20 +12,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collector.lines import decode_telemetry_lines
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, MetricType
 from kordon.model.payload import (
+    DecodeErrorCode,
     DecodeLimits,
     Reading,
     TelemetryDecode,
     decode_telemetry,
-    decode_telemetry_lines,
 )
 from kordon.storage.lineprotocol import encode_line
 
 NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 TS = 1_789_990_000  # a little before NOW
 UPS, SCANNER, RADIO = DeviceKind.UPS, DeviceKind.SCANNER, DeviceKind.RADIO
+Code = DecodeErrorCode
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -47,10 +49,12 @@ def reading(metrics: Any = None, **extra: Any) -> dict[str, Any]:
     return doc
 
 
-def only_error(result: TelemetryDecode) -> str:
+def only_error(result: TelemetryDecode, code: DecodeErrorCode) -> str:
+    """The one error's text, after checking that nothing was decoded and the error's code."""
     assert result.readings == [], result.readings
     assert len(result.errors) == 1, result.errors
-    return result.errors[0]
+    assert result.errors[0].code is code, result.errors
+    return result.errors[0].text
 
 
 def only_reading(result: TelemetryDecode) -> Reading:
@@ -125,7 +129,7 @@ def test_integral_float_for_an_int_metric_becomes_an_int() -> None:
 
 @pytest.mark.parametrize("value", [12.5, True, "12", None, [1], {"n": 1}, 2**63, 1e300])
 def test_int_metric_refuses_non_integers(value: Any) -> None:
-    error = only_error(decode(reading({"scans.total": value}), SCANNER))
+    error = only_error(decode(reading({"scans.total": value}), SCANNER), Code.TYPE)
     assert "scans.total must be an integer" in error
 
 
@@ -138,7 +142,7 @@ def test_int_metric_limits_are_int64() -> None:
 
 @pytest.mark.parametrize("value", [True, "87", None, [87.0], {"v": 87.0}])
 def test_float_metric_refuses_non_numbers(value: Any) -> None:
-    error = only_error(decode(reading({"battery.charge": value})))
+    error = only_error(decode(reading({"battery.charge": value})), Code.TYPE)
     assert "battery.charge must be a number" in error
 
 
@@ -147,19 +151,19 @@ def test_bool_metric() -> None:
     assert r.fields["xray.ready"] is True
     assert r.fields["backhaul.up"] is False  # unknown to scanners: kept, still a bool
     for value in (1, 0, "true", None):
-        error = only_error(decode(reading({"xray.ready": value}), SCANNER))
+        error = only_error(decode(reading({"xray.ready": value}), SCANNER), Code.TYPE)
         assert "xray.ready must be true or false" in error
 
 
 def test_enum_metric_accepts_only_its_words() -> None:
     r = only_reading(decode(reading({"scanner.state": "scanning", "power.source": "ups"}), SCANNER))
     assert r.fields == {"scanner.state": "scanning", "power.source": "ups"}
-    error = only_error(decode(reading({"scanner.state": "READY"}), SCANNER))
+    error = only_error(decode(reading({"scanner.state": "READY"}), SCANNER), Code.VALUE)
     assert "scanner.state 'READY' is not one of" in error and "scanning" in error
     # The allowed words depend on the kind: radios have no UPS as power source.
-    error = only_error(decode(reading({"power.source": "ups"}), RADIO))
+    error = only_error(decode(reading({"power.source": "ups"}), RADIO), Code.VALUE)
     assert "power.source 'ups' is not one of battery, mains, none" in error
-    error = only_error(decode(reading({"scanner.state": 3}), SCANNER))
+    error = only_error(decode(reading({"scanner.state": 3}), SCANNER), Code.TYPE)
     assert "scanner.state must be a string" in error
 
 
@@ -173,14 +177,14 @@ def test_flags_are_normalised(sent: str, stored: str) -> None:
 
 @pytest.mark.parametrize("value", ["", "   ", "OL XX", "ol", "OL,OB"])
 def test_flags_refuse_unknown_or_no_flags(value: str) -> None:
-    error = only_error(decode(reading({"ups.status": value})))
+    error = only_error(decode(reading({"ups.status": value})), Code.VALUE)
     assert "ups.status" in error and "space-separated flags" in error
 
 
 def test_string_metric() -> None:
     r = only_reading(decode(reading({"fault.code": 'E42 "door"'}), SCANNER))
     assert r.fields["fault.code"] == 'E42 "door"'
-    error = only_error(decode(reading({"fault.code": 42}), SCANNER))
+    error = only_error(decode(reading({"fault.code": 42}), SCANNER), Code.TYPE)
     assert "fault.code must be a string" in error
 
 
@@ -190,9 +194,11 @@ def test_huge_numbers() -> None:
     assert type(r.fields["x.huge"]) is float
     # JSON has no NaN or infinity; a number too large for a double is refused as JSON.
     assert "not UTF-8 JSON" in only_error(
-        decode(b'{"ts": 1789990000, "metrics": {"battery.charge": 1e400}}')
+        decode(b'{"ts": 1789990000, "metrics": {"battery.charge": 1e400}}'), Code.JSON
     )
-    assert "not UTF-8 JSON" in only_error(decode(b'{"ts": 1789990000, "metrics": {"x": NaN}}'))
+    assert "not UTF-8 JSON" in only_error(
+        decode(b'{"ts": 1789990000, "metrics": {"x": NaN}}'), Code.JSON
+    )
 
 
 # --- unknown metrics ---------------------------------------------------------------------------
@@ -213,7 +219,7 @@ def test_longest_unknown_name_is_kept() -> None:
 
 @pytest.mark.parametrize("name", ["Bad", "1abc", "a-b", "a b", "", "a" * 65, "é", "_x", "seq"])
 def test_bad_metric_names(name: str) -> None:
-    error = only_error(decode(reading({name: 1.0})))
+    error = only_error(decode(reading({name: 1.0})), Code.METRIC_NAME)
     assert "metric name" in error and repr(name) in error
 
 
@@ -221,28 +227,34 @@ def test_bad_metric_names(name: str) -> None:
     ("value", "type_name"), [([1], "list"), ({"a": 1}, "dict"), (None, "NoneType")]
 )
 def test_unknown_metric_refuses_lists_objects_and_null(value: Any, type_name: str) -> None:
-    error = only_error(decode(reading({"fw.extra": value})))
+    error = only_error(decode(reading({"fw.extra": value})), Code.TYPE)
     assert f"fw.extra must be a number, a bool or a string, got {type_name}" == error
 
 
 @pytest.mark.parametrize("value", [[1], {"a": 1}, None])
 def test_known_metric_refuses_lists_objects_and_null(value: Any) -> None:
-    assert "ups.load must be a number" in only_error(decode(reading({"ups.load": value})))
+    assert "ups.load must be a number" in only_error(
+        decode(reading({"ups.load": value})), Code.TYPE
+    )
 
 
 def test_string_length_limit() -> None:
     limit = DecodeLimits().max_string
     assert only_reading(decode(reading({"fw.note": "x" * limit}))).fields["fw.note"] == "x" * limit
-    error = only_error(decode(reading({"fw.note": "x" * (limit + 1)})))
+    error = only_error(decode(reading({"fw.note": "x" * (limit + 1)})), Code.STRING_LENGTH)
     assert error == f"fw.note is longer than {limit} characters"
-    error = only_error(decode(reading({"fault.code": "é" * (limit + 1)}), SCANNER))
+    error = only_error(
+        decode(reading({"fault.code": "é" * (limit + 1)}), SCANNER), Code.STRING_LENGTH
+    )
     assert error == f"fault.code is longer than {limit} characters"
 
 
 def test_metric_count_limit() -> None:
     limits = DecodeLimits(max_metrics=3)
     assert only_reading(decode(reading({f"m.{i}": i for i in range(3)}), limits=limits))
-    error = only_error(decode(reading({f"m.{i}": i for i in range(4)}), limits=limits))
+    error = only_error(
+        decode(reading({f"m.{i}": i for i in range(4)}), limits=limits), Code.METRIC_COUNT
+    )
     assert error == "4 metrics exceed the limit of 3"
 
 
@@ -251,7 +263,7 @@ def test_metric_count_limit() -> None:
 
 @pytest.mark.parametrize("payload", [b"", b"{", b"ts=1", b'{"ts": 1,}', b"\x00"])
 def test_not_json(payload: bytes) -> None:
-    assert only_error(decode(payload)).startswith("not UTF-8 JSON")
+    assert only_error(decode(payload), Code.JSON).startswith("not UTF-8 JSON")
 
 
 @pytest.mark.parametrize(
@@ -263,7 +275,7 @@ def test_not_json(payload: bytes) -> None:
     ],
 )
 def test_not_utf8(payload: bytes) -> None:
-    error = only_error(decode(payload))
+    error = only_error(decode(payload), Code.JSON)
     assert error.startswith("not UTF-8 JSON") and "UTF-8" in error
 
 
@@ -272,18 +284,18 @@ def test_not_utf8(payload: bytes) -> None:
     [(b"42", "int"), (b"4.2", "float"), (b'"x"', "str"), (b"null", "NoneType"), (b"true", "bool")],
 )
 def test_wrong_top_level_type(payload: bytes, type_name: str) -> None:
-    error = only_error(decode(payload))
+    error = only_error(decode(payload), Code.SHAPE)
     assert error == f"payload is a JSON {type_name}, not an object or an array of objects"
 
 
 def test_empty_batch() -> None:
-    assert only_error(decode([])) == "empty batch: the array holds no readings"
+    assert only_error(decode([]), Code.SHAPE) == "empty batch: the array holds no readings"
 
 
 def test_batch_limit() -> None:
     limits = DecodeLimits(max_batch=3)
     assert len(decode([reading()] * 3, limits=limits).readings) == 3
-    error = only_error(decode([reading()] * 4, limits=limits))
+    error = only_error(decode([reading()] * 4, limits=limits), Code.BATCH_LENGTH)
     assert error == "batch of 4 readings exceeds the limit of 3"
 
 
@@ -293,16 +305,20 @@ def test_oversize_payload() -> None:
     fits = fits.replace(b'""', b'"' + b"x" * (100 - len(fits)) + b'"')
     assert len(fits) == 100
     assert only_reading(decode(fits, limits=limits))
-    error = only_error(decode(fits + b" ", limits=limits))
+    error = only_error(decode(fits + b" ", limits=limits), Code.PAYLOAD_SIZE)
     assert error == "payload of 101 bytes exceeds the limit of 100"
 
 
 def test_batch_item_that_is_not_an_object() -> None:
     result = decode([reading(), 5, "x"])
     assert len(result.readings) == 1
-    assert result.errors == [
+    assert [error.text for error in result.errors] == [
         "reading 1: a reading must be a JSON object, not int",
         "reading 2: a reading must be a JSON object, not str",
+    ]
+    assert [(error.code, error.index) for error in result.errors] == [
+        (Code.SHAPE, 1),
+        (Code.SHAPE, 2),
     ]
 
 
@@ -310,7 +326,9 @@ def test_batch_item_that_is_not_an_object() -> None:
 
 
 def test_missing_ts() -> None:
-    assert only_error(decode({"metrics": {"battery.charge": 1.0}})) == "ts is missing"
+    assert (
+        only_error(decode({"metrics": {"battery.charge": 1.0}}), Code.TIMESTAMP) == "ts is missing"
+    )
 
 
 @pytest.mark.parametrize(
@@ -328,41 +346,46 @@ def test_missing_ts() -> None:
     ],
 )
 def test_bad_ts(ts: Any, needle: str) -> None:
-    assert needle in only_error(decode(reading(ts=ts)))
+    assert needle in only_error(decode(reading(ts=ts)), Code.TIMESTAMP)
 
 
 @pytest.mark.parametrize(
     "ts", [NOW + 301, int(NOW) + 3600, "2026-09-21T14:20:00Z", "2100-01-01T00:00:00Z"]
 )
 def test_ts_more_than_five_minutes_ahead(ts: Any) -> None:
-    error = only_error(decode(reading(ts=ts)))
+    error = only_error(decode(reading(ts=ts)), Code.TIMESTAMP)
     assert error == "ts is more than 300 s in the future (device clock ahead?)"
 
 
 def test_future_limit_is_configurable() -> None:
     limits = DecodeLimits(max_future_seconds=10)
     assert only_reading(decode(reading(ts=NOW + 9), limits=limits))
-    assert "more than 10 s in the future" in only_error(decode(reading(ts=NOW + 11), limits=limits))
+    assert "more than 10 s in the future" in only_error(
+        decode(reading(ts=NOW + 11), limits=limits), Code.TIMESTAMP
+    )
 
 
 @pytest.mark.parametrize(
     "ts", [946_684_799, 0, -1, 946_684_799.9, "1999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]
 )
 def test_ts_before_2000(ts: Any) -> None:
-    assert only_error(decode(reading(ts=ts))) == "ts is before 2000-01-01 (device clock not set?)"
+    assert (
+        only_error(decode(reading(ts=ts)), Code.TIMESTAMP)
+        == "ts is before 2000-01-01 (device clock not set?)"
+    )
 
 
 @pytest.mark.parametrize(
     "ts", [1_789_990_000_000, 1_789_990_000_000.0, 1_789_990_000_000_000_000, 10**30]
 )
 def test_ts_in_milliseconds_or_larger(ts: Any) -> None:
-    error = only_error(decode(reading(ts=ts)))
+    error = only_error(decode(reading(ts=ts)), Code.TIMESTAMP)
     assert "out of range; send epoch seconds, not milliseconds" in error
 
 
 @pytest.mark.parametrize("seq", [-1, 1.5, 1.0, "3", True, 2**63, [1]])
 def test_bad_seq(seq: Any) -> None:
-    error = only_error(decode(reading(seq=seq)))
+    error = only_error(decode(reading(seq=seq)), Code.SEQ)
     assert error.startswith("seq must be a non-negative integer, got")
 
 
@@ -380,17 +403,17 @@ def test_bad_seq(seq: Any) -> None:
     ],
 )
 def test_bad_metrics(doc: dict[str, Any], expected: str) -> None:
-    assert only_error(decode(doc)) == expected
+    assert only_error(decode(doc), Code.SHAPE) == expected
 
 
 def test_extra_keys() -> None:
-    error = only_error(decode(reading(device="ups-1", site="x")))
+    error = only_error(decode(reading(device="ups-1", site="x")), Code.SHAPE)
     assert error == "unexpected keys ['device', 'site']; a reading has ts, seq and metrics"
 
 
 def test_one_bad_metric_refuses_the_whole_reading() -> None:
     # Half a reading would be a silent partial write: the reading goes whole or not at all.
-    error = only_error(decode(reading({"battery.charge": 50.0, "ups.load": "high"})))
+    error = only_error(decode(reading({"battery.charge": 50.0, "ups.load": "high"})), Code.TYPE)
     assert "ups.load must be a number" in error
 
 
@@ -405,12 +428,16 @@ def test_batch_with_one_bad_reading_keeps_the_good_ones() -> None:
     result = decode(batch)
     assert [r.seq for r in result.readings] == [0, 1, 4]
     assert len(result.errors) == 2
-    assert result.errors[0].startswith("reading 2: ups.load must be a number")
-    assert result.errors[1].startswith("reading 3: ts is more than 300 s in the future")
+    assert result.errors[0].text.startswith("reading 2: ups.load must be a number")
+    assert result.errors[1].text.startswith("reading 3: ts is more than 300 s in the future")
+    assert [error.code for error in result.errors] == [Code.TYPE, Code.TIMESTAMP]
 
 
 def test_batch_of_one_still_names_the_index() -> None:
-    assert only_error(decode([{"metrics": {"ups.load": 1.0}}])) == "reading 0: ts is missing"
+    assert (
+        only_error(decode([{"metrics": {"ups.load": 1.0}}]), Code.TIMESTAMP)
+        == "reading 0: ts is missing"
+    )
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -459,6 +486,9 @@ kinds = st.sampled_from(list(DeviceKind))
 
 def _check_invariants(result: TelemetryDecode, kind: DeviceKind, items: int | None) -> None:
     assert result.readings or result.errors
+    for error in result.errors:
+        assert type(error.code) is DecodeErrorCode and error.detail
+        assert error.index is None or items is None or 0 <= error.index < items
     if items is not None and not (len(result.errors) == 1 and not result.readings):
         assert len(result.readings) + len(result.errors) == items
     specs = METRICS[kind]
@@ -521,8 +551,8 @@ def test_decode_is_deterministic_and_orjson_agrees(document: Any, kind: DeviceKi
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(document=documents, kind=kinds)
 def test_line_encoding_path_agrees_with_decode_then_encode(document: Any, kind: DeviceKind) -> None:
-    # The collector's fused path must accept, refuse and encode exactly as decoding the
-    # readings and encoding them with the general line-protocol encoder would.
+    # The collector's fused path (collector.lines) must accept, refuse and encode exactly as
+    # decoding the readings and encoding them with the general line-protocol encoder would.
     payload = json.dumps(document).encode()
     decoded = decode_telemetry(payload, kind, NOW)
     prefix = f"{kind.value},device=d-1,site=s "

@@ -2,7 +2,15 @@
 
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, MetricSpec, MetricType
-from kordon.model.payload import DecodeLimits, Reading, TelemetryDecode, decode_telemetry
+from kordon.model.payload import (
+    DecodeError,
+    DecodeErrorCode,
+    DecodeLimits,
+    InvalidTelemetry,
+    Reading,
+    TelemetryDecode,
+    decode_telemetry,
+)
 from kordon.model.topics import (
     DEADLETTER_TOPIC,
     Channel,
@@ -17,8 +25,11 @@ __all__ = [
     "DEADLETTER_TOPIC",
     "METRICS",
     "Channel",
+    "DecodeError",
+    "DecodeErrorCode",
     "DecodeLimits",
     "DeviceKind",
+    "InvalidTelemetry",
     "MetricSpec",
     "MetricType",
     "Reading",

@@ -6,8 +6,14 @@ metric names matching ``^[a-z][a-z0-9_.]{0,63}$`` with number, bool or string va
 (new firmware adds fields), numbers as floats so that the InfluxDB field type never changes.
 
 Readings are validated one by one: a batch with one bad reading still yields the good ones,
-and the bad one is reported with its index and reason (the collector dead-letters it).
-This runs once per message on the collector's hot path, so it is plain code, not pydantic.
+and the bad one is reported with its index, a stable :class:`DecodeErrorCode` and a text for
+people (the collector dead-letters it and counts it under the code). This runs once per
+message on the collector's hot path, so it is plain code, not pydantic.
+
+The checks are public (:func:`payload_items`, :func:`reading_envelope`, :func:`known_value`,
+:func:`unknown_value`) so that a consumer can build its own representation of a reading on
+the same validation: the collector encodes straight to line protocol (``collector.lines``)
+without this module knowing anything of storage.
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, SEQ_FIELD, MetricSpec, MetricType
-from kordon.storage.lineprotocol import format_field_value
 
 FieldValue = float | int | bool | str
 
@@ -34,15 +40,55 @@ _INT64_MAX = 2**63 - 1
 _READING_KEYS = frozenset({"ts", "seq", "metrics"})
 _FLOAT = MetricType.FLOAT
 _isfinite = math.isfinite
-# Enum and flag metrics (ups.status, power.source) repeat a handful of words in every
-# reading: their validated, encoded field is remembered per kind, raw value as sent.
-_WORD_TYPES = frozenset({MetricType.ENUM, MetricType.FLAGS})
-_WORD_CACHE_LIMIT = 4096
-_WORD_FIELDS: dict[DeviceKind, dict[tuple[str, str], str]] = {kind: {} for kind in METRICS}
-_FLOAT_METRICS = {
-    kind: frozenset(name for name, spec in specs.items() if spec.type is MetricType.FLOAT)
-    for kind, specs in METRICS.items()
-}
+
+
+class DecodeErrorCode(StrEnum):
+    """Why a payload or a reading was refused: stable, bounded, fit for a metric label.
+
+    The values are the collector's dead-letter counter labels
+    (``kordon_collector_deadlettered_total{reason=...}``) and the ``code`` of a dead letter.
+    """
+
+    PAYLOAD_SIZE = "payload_size"  # the payload exceeds collector.max_payload_bytes
+    JSON = "json"  # not UTF-8 JSON
+    SHAPE = "shape"  # JSON, but not the contract's shape (keys, nesting, empty batch)
+    BATCH_LENGTH = "batch_length"  # more readings than collector.max_batch
+    TIMESTAMP = "timestamp"  # ts missing, unreadable, out of range, ahead or before 2000
+    SEQ = "seq"  # seq not a non-negative 64-bit integer
+    METRIC_COUNT = "metric_count"  # more metrics than collector.max_metrics
+    METRIC_NAME = "metric_name"  # an unknown metric's name off the pattern
+    TYPE = "type"  # a value of the wrong JSON type for its metric
+    VALUE = "value"  # the right type, but a value the metric does not allow
+    STRING_LENGTH = "string_length"  # a string longer than collector.max_string
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    """One refusal: its code, what was wrong, and which reading of a batch it was."""
+
+    code: DecodeErrorCode
+    detail: str
+    index: int | None = None  # the reading's position in a batch; None otherwise
+
+    @property
+    def text(self) -> str:
+        """The human-readable reason, e.g. ``reading 3: ts is missing``."""
+        return self.detail if self.index is None else f"reading {self.index}: {self.detail}"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class InvalidTelemetry(ValueError):
+    """Raised by the checks below; :meth:`error` turns it into a :class:`DecodeError`."""
+
+    def __init__(self, code: DecodeErrorCode, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+    def error(self, index: int | None = None) -> DecodeError:
+        return DecodeError(self.code, self.detail, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +110,7 @@ class Reading:
 @dataclass(slots=True)
 class TelemetryDecode:
     readings: list[Reading] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class TelemetryLines:
-    lines: list[bytes] = field(default_factory=list)  # one line-protocol line per reading
-    seqs: list[int | None] = field(default_factory=list)  # each line's seq
-    errors: list[str] = field(default_factory=list)
-
-
-class _Invalid(ValueError):
-    pass
+    errors: list[DecodeError] = field(default_factory=list)
 
 
 def decode_telemetry(
@@ -86,104 +121,63 @@ def decode_telemetry(
 ) -> TelemetryDecode:
     """Decode one MQTT telemetry payload. Never raises on bad input."""
     result = TelemetryDecode()
-    items, batch = _items(payload, limits, result.errors)
+    try:
+        items, batch = payload_items(payload, limits)
+    except InvalidTelemetry as exc:
+        result.errors.append(exc.error())
+        return result
     specs = METRICS[kind]
-    max_ts_ns = int((now + limits.max_future_seconds) * 1_000_000_000)
+    max_ts_ns = latest_ts_ns(now, limits)
     for index, item in enumerate(items):
         try:
             result.readings.append(_reading(item, specs, max_ts_ns, limits))
-        except _Invalid as exc:
-            result.errors.append(f"reading {index}: {exc}" if batch else str(exc))
+        except InvalidTelemetry as exc:
+            result.errors.append(exc.error(index if batch else None))
     return result
 
 
-def decode_telemetry_lines(
-    payload: bytes,
-    kind: DeviceKind,
-    now: float,
-    line_prefix: str,
-    limits: DecodeLimits = DecodeLimits(),
-) -> TelemetryLines:
-    """:func:`decode_telemetry` with each reading encoded straight to InfluxDB line protocol.
+def latest_ts_ns(now: float, limits: DecodeLimits) -> int:
+    """The latest ``ts`` accepted at ``now``, in nanoseconds."""
+    return int((now + limits.max_future_seconds) * 1_000_000_000)
 
-    The collector's hot path: the same validation, without building a field dictionary that
-    would only be encoded again. ``line_prefix`` is the measurement and tags and a space.
+
+def payload_items(payload: bytes, limits: DecodeLimits) -> tuple[list[Any], bool]:
+    """The payload's readings, unchecked, and whether it was a batch.
+
+    Raises :class:`InvalidTelemetry` when the payload as a whole is refused.
     """
-    result = TelemetryLines()
-    items, batch = _items(payload, limits, result.errors)
-    specs = METRICS[kind]
-    floats = _FLOAT_METRICS[kind]
-    words = _WORD_FIELDS[kind]
-    max_ts_ns = int((now + limits.max_future_seconds) * 1_000_000_000)
-    for index, item in enumerate(items):
-        try:
-            ts_ns, seq, metrics = _envelope(item, max_ts_ns, limits)
-            parts = []
-            for name, value in metrics.items():
-                # value - value is 0.0 exactly for finite floats (NaN and infinities give NaN).
-                if name in floats and type(value) is float and value - value == 0.0:
-                    parts.append(f"{name}={value!r}")
-                    continue
-                word = words.get((name, value)) if type(value) is str else None
-                if word is not None:
-                    parts.append(word)
-                    continue
-                spec = specs.get(name)
-                checked = (
-                    _known(spec, value, limits)
-                    if spec is not None
-                    else _unknown(name, value, limits)
-                )
-                # Names are known metrics or matched ^[a-z][a-z0-9_.]*$: nothing to escape.
-                part = f"{name}={format_field_value(checked)}"
-                if spec is not None and spec.type in _WORD_TYPES:
-                    if len(words) >= _WORD_CACHE_LIMIT:
-                        words.clear()
-                    words[(name, value)] = part
-                parts.append(part)
-            if seq is not None:
-                parts.append(f"{SEQ_FIELD}={seq}i")
-            result.lines.append(f"{line_prefix}{','.join(parts)} {ts_ns}".encode())
-            result.seqs.append(seq)
-        except _Invalid as exc:
-            result.errors.append(f"reading {index}: {exc}" if batch else str(exc))
-    return result
-
-
-def _items(payload: bytes, limits: DecodeLimits, errors: list[str]) -> tuple[list[Any], bool]:
-    """The payload's readings, unchecked, and whether it was a batch; errors on failure."""
     if len(payload) > limits.max_payload_bytes:
-        errors.append(
-            f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}"
+        raise InvalidTelemetry(
+            DecodeErrorCode.PAYLOAD_SIZE,
+            f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
-        return [], False
     try:
         document = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        errors.append(f"not UTF-8 JSON: {exc}")
-        return [], False
+        raise InvalidTelemetry(DecodeErrorCode.JSON, f"not UTF-8 JSON: {exc}") from None
     if isinstance(document, dict):
         return [document], False
     if isinstance(document, list):
         if not document:
-            errors.append("empty batch: the array holds no readings")
-            return [], True
-        if len(document) > limits.max_batch:
-            errors.append(
-                f"batch of {len(document)} readings exceeds the limit of {limits.max_batch}"
+            raise InvalidTelemetry(
+                DecodeErrorCode.SHAPE, "empty batch: the array holds no readings"
             )
-            return [], True
+        if len(document) > limits.max_batch:
+            raise InvalidTelemetry(
+                DecodeErrorCode.BATCH_LENGTH,
+                f"batch of {len(document)} readings exceeds the limit of {limits.max_batch}",
+            )
         return document, True
-    errors.append(
-        f"payload is a JSON {type(document).__name__}, not an object or an array of objects"
+    raise InvalidTelemetry(
+        DecodeErrorCode.SHAPE,
+        f"payload is a JSON {type(document).__name__}, not an object or an array of objects",
     )
-    return [], False
 
 
 def _reading(
     item: object, specs: dict[str, MetricSpec], max_ts_ns: int, limits: DecodeLimits
 ) -> Reading:
-    ts_ns, seq, metrics = _envelope(item, max_ts_ns, limits)
+    ts_ns, seq, metrics = reading_envelope(item, max_ts_ns, limits)
     fields: dict[str, FieldValue] = {}
     for name, value in metrics.items():
         spec = specs.get(name)
@@ -192,118 +186,163 @@ def _reading(
             if spec.type is _FLOAT and type(value) is float and _isfinite(value):
                 fields[name] = value
             else:
-                fields[name] = _known(spec, value, limits)
+                fields[name] = known_value(spec, value, limits)
         else:
-            fields[name] = _unknown(name, value, limits)
+            fields[name] = unknown_value(name, value, limits)
     return Reading(ts_ns, seq, fields)
 
 
-def _envelope(
+def reading_envelope(
     item: object, max_ts_ns: int, limits: DecodeLimits
 ) -> tuple[int, int | None, dict[Any, Any]]:
-    """A reading's timestamp, seq and metrics object, checked; the metrics' values are not."""
+    """A reading's timestamp, seq and metrics object, checked; the metrics' values are not.
+
+    Raises :class:`InvalidTelemetry`.
+    """
     if not isinstance(item, dict):
-        raise _Invalid(f"a reading must be a JSON object, not {type(item).__name__}")
+        raise InvalidTelemetry(
+            DecodeErrorCode.SHAPE, f"a reading must be a JSON object, not {type(item).__name__}"
+        )
     if not item.keys() <= _READING_KEYS:
         extra = sorted(item.keys() - _READING_KEYS)
-        raise _Invalid(f"unexpected keys {extra}; a reading has ts, seq and metrics")
+        raise InvalidTelemetry(
+            DecodeErrorCode.SHAPE, f"unexpected keys {extra}; a reading has ts, seq and metrics"
+        )
     if "ts" not in item:
-        raise _Invalid("ts is missing")
+        raise _bad_ts("ts is missing")
     ts_ns = _timestamp_ns(item["ts"])
     if ts_ns > max_ts_ns:
-        raise _Invalid(
-            f"ts is more than {limits.max_future_seconds:.0f} s in the future (device clock ahead?)"
-        )
+        ahead = limits.max_future_seconds
+        raise _bad_ts(f"ts is more than {ahead:.0f} s in the future (device clock ahead?)")
     seq = item.get("seq")
     if seq is not None and (type(seq) is not int or not 0 <= seq <= _INT64_MAX):
-        raise _Invalid(f"seq must be a non-negative integer, got {seq!r}")
+        raise InvalidTelemetry(
+            DecodeErrorCode.SEQ, f"seq must be a non-negative integer, got {seq!r}"
+        )
     metrics = item.get("metrics")
     if not isinstance(metrics, dict):
-        raise _Invalid("metrics must be a JSON object of name: value")
+        raise InvalidTelemetry(
+            DecodeErrorCode.SHAPE, "metrics must be a JSON object of name: value"
+        )
     if not metrics:
-        raise _Invalid("metrics is empty")
+        raise InvalidTelemetry(DecodeErrorCode.SHAPE, "metrics is empty")
     if len(metrics) > limits.max_metrics:
-        raise _Invalid(f"{len(metrics)} metrics exceed the limit of {limits.max_metrics}")
+        raise InvalidTelemetry(
+            DecodeErrorCode.METRIC_COUNT,
+            f"{len(metrics)} metrics exceed the limit of {limits.max_metrics}",
+        )
     return ts_ns, seq, metrics
 
 
 def _timestamp_ns(ts: object) -> int:
     if type(ts) is int:
         if not -(2**33) < ts < 2**33:
-            raise _Invalid(f"ts {ts} is out of range; send epoch seconds, not milliseconds")
+            raise _bad_ts(f"ts {ts} is out of range; send epoch seconds, not milliseconds")
         ns = ts * 1_000_000_000
     elif type(ts) is float:
         if not math.isfinite(ts) or not -(2.0**33) < ts < 2.0**33:
-            raise _Invalid(f"ts {ts} is out of range; send epoch seconds, not milliseconds")
+            raise _bad_ts(f"ts {ts} is out of range; send epoch seconds, not milliseconds")
         ns = round(ts * 1_000_000) * 1000
     elif isinstance(ts, str):
         try:
             parsed = datetime.fromisoformat(ts)
         except ValueError:
-            raise _Invalid(f"ts {ts!r} is not an RFC 3339 timestamp") from None
+            raise _bad_ts(f"ts {ts!r} is not an RFC 3339 timestamp") from None
         if parsed.tzinfo is None:
-            raise _Invalid(f"ts {ts!r} has no UTC offset; RFC 3339 needs 'Z' or '+hh:mm'")
+            raise _bad_ts(f"ts {ts!r} has no UTC offset; RFC 3339 needs 'Z' or '+hh:mm'")
         ns = ((parsed - _EPOCH) // _ONE_MICROSECOND) * 1000
     else:
-        raise _Invalid(f"ts must be an RFC 3339 string or epoch seconds, got {ts!r}")
+        raise _bad_ts(f"ts must be an RFC 3339 string or epoch seconds, got {ts!r}")
     if ns < _MIN_TS_NS:
-        raise _Invalid("ts is before 2000-01-01 (device clock not set?)")
+        raise _bad_ts("ts is before 2000-01-01 (device clock not set?)")
     return ns
 
 
-def _known(spec: MetricSpec, value: object, limits: DecodeLimits) -> FieldValue:
+def _bad_ts(detail: str) -> InvalidTelemetry:
+    return InvalidTelemetry(DecodeErrorCode.TIMESTAMP, detail)
+
+
+def known_value(spec: MetricSpec, value: object, limits: DecodeLimits) -> FieldValue:
+    """A known metric's value checked and normalised to its declared type.
+
+    Raises :class:`InvalidTelemetry`.
+    """
     kind = spec.type
     if kind is MetricType.FLOAT:
         if type(value) is float:
             if not math.isfinite(value):
-                raise _Invalid(f"{spec.name} must be finite")
+                raise InvalidTelemetry(DecodeErrorCode.VALUE, f"{spec.name} must be finite")
             return value
         if type(value) is int:
             return float(value)
-        raise _Invalid(f"{spec.name} must be a number, got {value!r}")
+        raise InvalidTelemetry(DecodeErrorCode.TYPE, f"{spec.name} must be a number, got {value!r}")
     if kind is MetricType.INT:
         if type(value) is float and value.is_integer():
             value = int(value)
         if type(value) is int and -_INT64_MAX - 1 <= value <= _INT64_MAX:
             return value
-        raise _Invalid(f"{spec.name} must be an integer, got {value!r}")
+        raise InvalidTelemetry(
+            DecodeErrorCode.TYPE, f"{spec.name} must be an integer, got {value!r}"
+        )
     if kind is MetricType.BOOL:
         if type(value) is bool:
             return value
-        raise _Invalid(f"{spec.name} must be true or false, got {value!r}")
+        raise InvalidTelemetry(
+            DecodeErrorCode.TYPE, f"{spec.name} must be true or false, got {value!r}"
+        )
     if not isinstance(value, str):
-        raise _Invalid(f"{spec.name} must be a string, got {value!r}")
+        raise InvalidTelemetry(DecodeErrorCode.TYPE, f"{spec.name} must be a string, got {value!r}")
     if len(value) > limits.max_string:
-        raise _Invalid(f"{spec.name} is longer than {limits.max_string} characters")
+        raise InvalidTelemetry(
+            DecodeErrorCode.STRING_LENGTH,
+            f"{spec.name} is longer than {limits.max_string} characters",
+        )
     if kind is MetricType.ENUM:
         if value not in spec.allowed:
-            raise _Invalid(f"{spec.name} {value!r} is not one of {', '.join(sorted(spec.allowed))}")
+            raise InvalidTelemetry(
+                DecodeErrorCode.VALUE,
+                f"{spec.name} {value!r} is not one of {', '.join(sorted(spec.allowed))}",
+            )
         return value
     if kind is MetricType.FLAGS:
         flags = value.split()
         bad = [flag for flag in flags if flag not in spec.allowed]
         if bad or not flags:
-            raise _Invalid(
+            raise InvalidTelemetry(
+                DecodeErrorCode.VALUE,
                 f"{spec.name} {value!r} must be space-separated flags out of "
-                f"{' '.join(sorted(spec.allowed))}"
+                f"{' '.join(sorted(spec.allowed))}",
             )
         return " ".join(flags)
     return value
 
 
-def _unknown(name: object, value: object, limits: DecodeLimits) -> FieldValue:
+def unknown_value(name: object, value: object, limits: DecodeLimits) -> FieldValue:
+    """An unknown metric's name and value checked; numbers become floats.
+
+    Raises :class:`InvalidTelemetry`.
+    """
     if not isinstance(name, str) or not UNKNOWN_METRIC_NAME.match(name) or name == SEQ_FIELD:
-        raise _Invalid(f"metric name {name!r} does not match {UNKNOWN_METRIC_NAME.pattern}")
+        raise InvalidTelemetry(
+            DecodeErrorCode.METRIC_NAME,
+            f"metric name {name!r} does not match {UNKNOWN_METRIC_NAME.pattern}",
+        )
     if type(value) is bool:
         return value
     if type(value) is int:
         return float(value)
     if type(value) is float:
         if not math.isfinite(value):
-            raise _Invalid(f"{name} must be finite")
+            raise InvalidTelemetry(DecodeErrorCode.VALUE, f"{name} must be finite")
         return value
     if isinstance(value, str):
         if len(value) > limits.max_string:
-            raise _Invalid(f"{name} is longer than {limits.max_string} characters")
+            raise InvalidTelemetry(
+                DecodeErrorCode.STRING_LENGTH,
+                f"{name} is longer than {limits.max_string} characters",
+            )
         return value
-    raise _Invalid(f"{name} must be a number, a bool or a string, got {type(value).__name__}")
+    raise InvalidTelemetry(
+        DecodeErrorCode.TYPE,
+        f"{name} must be a number, a bool or a string, got {type(value).__name__}",
+    )
