@@ -292,7 +292,8 @@ class FleetConnections:
         self.selector.close()
 
     def connected_count(self) -> int:
-        return sum(1 for d in self.devices.values() if d.connected)
+        """Connected devices (connections with a status topic: not the stream clock's)."""
+        return sum(1 for d in self.devices.values() if d.connected and d.status_topic)
 
     # ------------------------------------------------------------------ paho plumbing
     def _client(self, client_id: str) -> mqtt.Client:
