@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from alerts.depletion import DischargeHistory, time_to_empty
 from alerts.rules import DeviceRules, SiteRules
 from alerts.tracker import DeviceState, SiteState
-from kordon.durations import format_duration
+from kordon.durations import approx_duration, format_duration
 from kordon.model.kinds import DeviceKind
 
 Result = tuple[bool, dict[str, str]]
@@ -24,12 +24,8 @@ NOUN = {
 
 
 def _minutes(seconds: float) -> str:
-    minutes = seconds / 60.0
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 120:
-        return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+    """``under a minute``, ``about 8 minutes``: the phrase carries its own "about"."""
+    return approx_duration(seconds)
 
 
 def _clock(epoch: float) -> str:
@@ -45,9 +41,9 @@ def mains_power_lost(state: DeviceState) -> Result:
         return False, {}
     left = ""
     if state.eta is not None:
-        left = f", about {_minutes(state.eta)} left"
+        left = f", {_minutes(state.eta)} left"
     elif state.runtime is not None:
-        left = f", about {_minutes(state.runtime)} left by its own estimate"
+        left = f", {_minutes(state.runtime)} left by its own estimate"
     noun = NOUN[state.kind]
     summary = f"{noun} {state.name} runs on battery: {_charge(state)} charge{left}"
     detail = (
@@ -70,7 +66,7 @@ def battery_low(state: DeviceState, rules: DeviceRules) -> Result:
     if not (flag or level):
         return False, {}
     why = "the UPS reports LOW BATTERY" if flag else f"under the {rule.charge_below:.0f}% limit"
-    left = f"; about {_minutes(state.eta)} left" if state.eta is not None else ""
+    left = f"; {_minutes(state.eta)} left" if state.eta is not None else ""
     return True, {
         "summary": f"Battery of {state.name} is low: {_charge(state)} ({why}){left}",
         "description": (

@@ -57,10 +57,11 @@ topic read kordon/v1/#
 user kordon-api
 topic read kordon/v1/#
 
-# The simulator stands in for every device of the fleet.
+# The simulator stands in for every device of the fleet, and announces its stream clock.
 user kordon-sim
 topic write kordon/v1/+/+/+/telemetry
 topic readwrite kordon/v1/+/+/+/status
+topic readwrite kordon/v1/clock/+
 
 # The container healthcheck reads one broker statistic.
 user healthcheck

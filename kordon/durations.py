@@ -51,5 +51,30 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+def approx_duration(seconds: float) -> str:
+    """A duration as a person says it, approximation included: ``under a minute``,
+    ``about 1 minute``, ``about 8 minutes``, ``about 2 h 10 min``, ``about 3 days``.
+
+    It carries its own "about" (or "under"), so texts write ``will be empty in {...}`` or
+    ``{...} left`` and never "about under a minute".
+    """
+    seconds = max(0.0, float(seconds))
+    if seconds < 60.0:
+        return "under a minute"
+    minutes = round(seconds / 60.0)
+    if minutes < 120:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    if seconds < 2 * 86400.0:
+        hours, rest = divmod(minutes, 60)
+        return f"about {hours} h {rest} min" if rest else f"about {hours} h"
+    days = round(seconds / 86400.0)
+    return f"about {days} days"
+
+
+def time_left(seconds: float) -> str:
+    """``under a minute left``, ``about 8 minutes left``."""
+    return f"{approx_duration(seconds)} left"
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A pydantic field type: seconds, written in files as ``90s``, ``10m`` or a plain number."""

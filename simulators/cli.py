@@ -127,18 +127,23 @@ def _record(run: Any, path: str, quiet: bool) -> int:
 
 
 def _publish(run: Any, settings: Any, speed: float | None, quiet: bool) -> int:
+    from simulators.clock_announce import ClockAnnouncer
     from simulators.mqtt import BrokerTarget, BrokerUnavailable, FleetConnections
     from simulators.pacing import Pacer, Progress
 
     connections = FleetConnections(BrokerTarget.from_settings(settings.mqtt))
     pacer = Pacer(speed, run.start)
-    progress = Progress(run.end - run.start, run.start)
+    progress = Progress(run.end - run.start, run.start, pacer=pacer)
     keepalive = {d.client_id: d.keepalive for d in run.devices}
+    clock: ClockAnnouncer | None = None
     try:
+        sites = [d.site for d in run.devices]
+        clock = ClockAnnouncer.start(connections, "simulate", sites, speed, run.start)
         for event in run.events():
             wait = pacer.delay(event.time)
             if wait > 0:
                 connections.wait(wait)
+            clock.tick(event.time)
             connections.handle(event, keepalive.get(event.client_id, 30.0))
             if not quiet:
                 progress.update(event.time, connections.connected_count(), connections.sent)
@@ -148,6 +153,8 @@ def _publish(run: Any, settings: Any, speed: float | None, quiet: bool) -> int:
     except KeyboardInterrupt:
         print("\nkordon simulate: interrupted; powering the devices off", file=sys.stderr)
     finally:
+        if clock is not None:
+            clock.stop()
         connections.close()
         if not quiet:
             progress.finish()
@@ -155,6 +162,7 @@ def _publish(run: Any, settings: Any, speed: float | None, quiet: bool) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Any) -> int:
+    from simulators.clock_announce import ClockAnnouncer
     from simulators.events import Action
     from simulators.mqtt import BrokerTarget, BrokerUnavailable, ReplayPublisher
     from simulators.pacing import Pacer, Progress
@@ -177,6 +185,7 @@ def cmd_replay(args: argparse.Namespace, settings: Any) -> int:
     origin = first.time
     pacer: Any = None
     progress: Any = None
+    clock: ClockAnnouncer | None = None
     sent = 0
     last_time = origin
     try:
@@ -189,11 +198,14 @@ def cmd_replay(args: argparse.Namespace, settings: Any) -> int:
             if when is not None:
                 if pacer is None:
                     pacer = Pacer(speed, when)
-                    progress = Progress(0.0, when)
+                    progress = Progress(0.0, when, pacer=pacer)
+                    clock = ClockAnnouncer.start(publisher.connections, "replay", [], speed, when)
                 wait = pacer.delay(when)
                 if wait > 0:
                     publisher.connections.wait(wait)
                 last_time = when
+            if clock is not None:
+                clock.tick(last_time, item.topic)
             publisher.publish(item.topic, item.payload, item.qos, item.retain)
             sent += 1
             if progress is not None and not args.quiet:
@@ -203,6 +215,8 @@ def cmd_replay(args: argparse.Namespace, settings: Any) -> int:
     except KeyboardInterrupt:
         print("\nkordon replay: interrupted", file=sys.stderr)
     finally:
+        if clock is not None:
+            clock.stop()
         publisher.close()
         if progress is not None and not args.quiet:
             progress.finish()

@@ -25,6 +25,7 @@ import selectors
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,7 @@ class FleetConnections:
         self.in_flight = 0
         self.sent = 0
         self._last_misc = 0.0
+        self.idle_hooks: list[Callable[[bool], None]] = []  # e.g. the stream clock announcer
 
     # ------------------------------------------------------------------ events
     def handle(self, event: SimEvent, keepalive: float = 30.0) -> None:
@@ -112,13 +114,22 @@ class FleetConnections:
             self.hang(event.client_id)
         # Action.WILL: the broker sends it
 
-    def connect(self, client_id: str, status_topic: str | None, keepalive: float = 30.0) -> None:
-        """Connect; with a ``status_topic`` the last will is ``offline`` there, retained."""
+    def connect(
+        self,
+        client_id: str,
+        status_topic: str | None,
+        keepalive: float = 30.0,
+        will: tuple[str, bytes] | None = None,
+    ) -> None:
+        """Connect; with a ``status_topic`` the last will is ``offline`` there, retained;
+        ``will`` (topic, payload) sets another retained will (the stream clock's)."""
         old = self.devices.pop(client_id, None)
         if old is not None:  # a hung connection the device forgets when it reboots
             self._drop_socket(old.client)
         client = self._client(client_id)
-        if status_topic is not None:
+        if will is not None:
+            client.will_set(will[0], will[1], qos=1, retain=True)
+        elif status_topic is not None:
             will_props = None
             if self.broker.v5:
                 will_props = Properties(PacketTypes.WILLMESSAGE)
@@ -180,6 +191,27 @@ class FleetConnections:
             self.pump(0.0)  # read PUBACKs and write queued packets as we go
         while self.in_flight >= self.max_in_flight:
             self.pump(0.05)
+            self._idle(False)
+
+    def send(
+        self, client_id: str, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> bool:
+        """Publish on a connection of ours (queued until it is connected); False if unknown."""
+        device = self.devices.get(client_id)
+        if device is None:
+            return False
+        item = (topic, payload, qos, retain, False)
+        if device.connected:
+            self._send(device, item)
+        else:
+            device.waiting.append(item)
+        return True
+
+    def _idle(self, waiting: bool) -> None:
+        """Called while the publisher waits: ``waiting`` True for the pacer's schedule,
+        False while the in-flight window is full (behind schedule)."""
+        for hook in self.idle_hooks:
+            hook(waiting)
 
     def _send(self, device: _Device, item: tuple[str, bytes, int, bool, bool]) -> None:
         topic, payload, qos, retain, own_status = item
@@ -234,6 +266,7 @@ class FleetConnections:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             self.pump(min(left, 0.1))
+            self._idle(True)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every QoS 1 message sent is acknowledged."""
@@ -259,7 +292,8 @@ class FleetConnections:
         self.selector.close()
 
     def connected_count(self) -> int:
-        return sum(1 for d in self.devices.values() if d.connected)
+        """Connected devices (connections with a status topic: not the stream clock's)."""
+        return sum(1 for d in self.devices.values() if d.connected and d.status_topic)
 
     # ------------------------------------------------------------------ paho plumbing
     def _client(self, client_id: str) -> mqtt.Client:
@@ -348,6 +382,7 @@ class ReplayPublisher:
         self.connections._send(device, (topic, payload, qos, retain, False))
         while self.connections.in_flight >= self.connections.max_in_flight:
             self.connections.pump(0.05)
+            self.connections._idle(False)
 
     def close(self) -> None:
         self.connections.drain()

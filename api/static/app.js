@@ -31,18 +31,49 @@ function h(tag, attrs = {}, ...children) {
 }
 const $ = (id) => document.getElementById(id);
 
+// Durations as a person says them, as kordon/durations.py approx_duration writes them:
+// "under a minute", "about 8 minutes", "about 2 h 10 min" (never "about under a minute").
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  seconds = Math.max(0, Math.round(seconds));
-  const hours = Math.floor(seconds / 3600), minutes = Math.floor((seconds % 3600) / 60);
-  if (hours) return `${hours} h ${String(minutes).padStart(2, "0")} min`;
-  if (minutes) return `${minutes} min ${String(seconds % 60).padStart(2, "0")} s`;
-  return `${seconds} s`;
+  seconds = Math.max(0, seconds);
+  if (seconds < 60) return "under a minute";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 120) return `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  if (seconds < 2 * 86400) {
+    const hours = Math.floor(minutes / 60), rest = minutes % 60;
+    return rest ? `about ${hours} h ${rest} min` : `about ${hours} h`;
+  }
+  return `about ${Math.round(seconds / 86400)} days`;
 }
-function ago(iso) {
+// The page's "now": the wall clock, unless the API says the data runs on a stream's clock.
+function pageNow() { return Date.now(); }
+function ago(iso, now = pageNow()) {
   if (!iso) return "never";
-  const seconds = (Date.now() - Date.parse(iso)) / 1000;
-  return seconds < 5 ? "just now" : `${duration(seconds)} ago`;
+  const seconds = (now - Date.parse(iso)) / 1000;
+  if (seconds < 5) return "just now";
+  if (seconds < 60) return `${Math.round(seconds)} s ago`;
+  return `${duration(seconds)} ago`;
+}
+// What the site's UPS reserve is, truthfully: time left on battery, ran flat, dark, on mains.
+function upsReserve(site, devices) {
+  const ups = site.ups;
+  const units = devices.filter((d) => d.site === site.site && d.kind === "ups");
+  const flat = units.filter((d) => d.power_source === "none" && /\bLB\b/.test(d.ups_status || ""));
+  const off = units.filter((d) => d.power_source === "none" && !flat.includes(d));
+  if (ups.on_battery) {
+    const left = ups.min_time_to_empty === null ? "unknown" : duration(ups.min_time_to_empty);
+    return flat.length ? `${left}; ${flat.map((d) => d.device).join(", ")} ran flat` : left;
+  }
+  if (flat.length) return `empty: ${flat.map((d) => d.device).join(", ")} ran flat`;
+  if (off.length && off.length === units.length) return "none: UPS output off";
+  if (site.power === "dark") return "none: the site is dark";
+  if (site.power === "grid") return "on mains";
+  if (site.power === "generator") return "on generator";
+  return "unknown";
+}
+function upsCount(site, devices) {
+  const flat = devices.filter((d) => d.site === site.site && d.kind === "ups" && d.power_source === "none");
+  return `${site.ups.on_battery} of ${site.ups.total}` + (flat.length ? `, ${flat.length} empty or off` : "");
 }
 function percent(value) { return value === null || value === undefined ? "–" : `${value.toFixed(0)} %`; }
 
@@ -109,9 +140,9 @@ function siteCard(site, devices) {
     h("h3", {}, site.site, " ", h("span", { class: `power power-${site.power}`, "data-power": site.power }, site.power_text)),
     site.title ? h("p", { class: "title" }, site.title) : null,
     h("dl", {},
-      h("dt", {}, "UPS on battery"), h("dd", {}, `${ups.on_battery} of ${ups.total}`),
+      h("dt", {}, "UPS on battery"), h("dd", {}, upsCount(site, devices)),
       h("dt", {}, "Lowest UPS charge"), h("dd", {}, percent(ups.min_charge)),
-      h("dt", {}, "Time to empty"), h("dd", { class: "tte" }, ups.on_battery ? duration(ups.min_time_to_empty) : "on mains"),
+      h("dt", {}, "Time to empty"), h("dd", { class: "tte" }, upsReserve(site, devices)),
       h("dt", {}, "Devices"), h("dd", {}, `${site.devices.online} online, ${site.devices.offline} offline` +
         (site.devices.stale ? `, ${site.devices.stale} silent` : "")),
       h("dt", {}, "Alerts"), h("dd", {}, site.alerts.firing ? `${site.alerts.firing} firing (${site.alerts.critical} critical)` : "none"),

@@ -2,7 +2,9 @@
 
 ``kordon/v1/{site}/{kind}/{device}/telemetry`` (QoS 1) and ``.../status`` (retained,
 ``online``/``offline``, also the device's last will). Dead letters go to
-``kordon/v1/deadletter``.
+``kordon/v1/deadletter``. A stream published at speed N announces its scenario clock on
+``kordon/v1/clock/{stream}`` (retained; :mod:`kordon.streamclock`): four levels, so the
+telemetry and status filters never match it and the collector neither stores nor refuses it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ TOPIC_PREFIX = "kordon/v1"
 DEADLETTER_TOPIC = f"{TOPIC_PREFIX}/deadletter"
 TELEMETRY_FILTER = f"{TOPIC_PREFIX}/+/+/+/telemetry"
 STATUS_FILTER = f"{TOPIC_PREFIX}/+/+/+/status"
+CLOCK_FILTER = f"{TOPIC_PREFIX}/clock/+"
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _KINDS = {kind.value: kind for kind in DeviceKind}
@@ -74,6 +77,28 @@ def telemetry_topic(site: str, kind: DeviceKind | str, device: str) -> str:
 def status_topic(site: str, kind: DeviceKind | str, device: str) -> str:
     _check(site, device)
     return f"{TOPIC_PREFIX}/{site}/{DeviceKind(kind).value}/{device}/status"
+
+
+def clock_topic(stream: str) -> str:
+    """Where a stream announces its scenario clock (retained)."""
+    if not NAME_PATTERN.match(stream):
+        raise TopicError(f"stream {stream!r} does not match {NAME_PATTERN.pattern}")
+    return f"{TOPIC_PREFIX}/clock/{stream}"
+
+
+def is_clock_topic(topic: str) -> bool:
+    """A stream clock topic (possibly malformed): not telemetry, never a dead letter."""
+    return topic.startswith(f"{TOPIC_PREFIX}/clock/") and topic.count("/") == 3
+
+
+def parse_clock_topic(topic: str) -> str:
+    """The stream id of ``kordon/v1/clock/{stream}``."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[:3] != ["kordon", "v1", "clock"]:
+        raise TopicError(f"topic {topic!r} is not kordon/v1/clock/{{stream}}")
+    if not NAME_PATTERN.match(parts[3]):
+        raise TopicError(f"stream {parts[3]!r} does not match {NAME_PATTERN.pattern}")
+    return parts[3]
 
 
 def shared(group: str, topic_filter: str) -> str:
