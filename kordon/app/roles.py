@@ -1,40 +1,48 @@
-"""Roles and how ``kordon run`` finds them.
+"""The roles ``kordon run`` and ``kordon demo`` can build, by name.
 
-Each role package exposes ``build(settings, clock) -> Role``. The kernel names them by import
-path only, so ``kordon`` never imports a role package until it is asked to run it, and role
-packages stay independent of each other.
+Each builder imports its role package inside the function, so a process pays for FastAPI only
+when it runs the API and ``kordon --help`` stays fast. This is where roles meet other roles'
+knowledge: the API gets the simulators' scenario library here, not by importing them.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import threading
-from typing import Protocol
+from collections.abc import Callable
 
 from kordon.clock import Clock
 from kordon.config import Settings
+from kordon.role import Role
 
-ROLE_MODULES: dict[str, str] = {
-    "collector": "collector.role",
-    "alerts": "alerts.role",
-    "api": "api.role",
+__all__ = ["ROLES", "Role", "UnknownRole", "build_role", "stop_event_on_signals"]
+
+
+def _collector(settings: Settings, clock: Clock) -> Role:
+    from collector.role import build
+
+    return build(settings, clock)
+
+
+def _alerts(settings: Settings, clock: Clock) -> Role:
+    from alerts.role import build
+
+    return build(settings, clock)
+
+
+def _api(settings: Settings, clock: Clock) -> Role:
+    from api.role import build
+    from simulators.library import library_dir
+
+    return build(settings, clock, scenario_library=library_dir())
+
+
+ROLES: dict[str, Callable[[Settings, Clock], Role]] = {
+    "collector": _collector,
+    "alerts": _alerts,
+    "api": _api,
 }
-
-
-class Role(Protocol):
-    name: str
-
-    def start(self) -> None:
-        """Start background work and return."""
-        ...
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish in-flight work (nothing acknowledged may be lost) and return."""
-        ...
-
-    def healthy(self) -> bool: ...
 
 
 class UnknownRole(ValueError):
@@ -42,16 +50,10 @@ class UnknownRole(ValueError):
 
 
 def build_role(name: str, settings: Settings, clock: Clock) -> Role:
-    module_name = ROLE_MODULES.get(name)
-    if module_name is None:
-        raise UnknownRole(f"unknown role {name!r}; choose from {', '.join(ROLE_MODULES)}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UnknownRole(f"role {name!r} is not available in this build: {exc}") from None
-    if not hasattr(module, "build"):
-        raise UnknownRole(f"role {name!r} is not implemented yet")
-    return module.build(settings, clock)
+    builder = ROLES.get(name)
+    if builder is None:
+        raise UnknownRole(f"unknown role {name!r}; choose from {', '.join(ROLES)}")
+    return builder(settings, clock)
 
 
 def stop_event_on_signals(what: str) -> threading.Event:
