@@ -1,21 +1,23 @@
-"""Run the real engine over a simulator scenario on the simulated clock, in process.
+"""Run the real engine over a stream of timed messages on the stream's clock, in process.
 
-This is the thin adapter between ``simulators`` (which yields the messages a broker would
-deliver, in time order) and :class:`alerts.engine.Engine`. Between two events the engine is
-ticked at every moment it has work (``next_due``), so timings (``for``, ``group_wait``,
-silence timeouts) are exact, and the same scenario gives the same alerts every time.
+The stream is what a broker would deliver, in time order (:class:`TimedMessage`, from the
+kernel); where it comes from (a simulator run, a recording) is the caller's business, so this
+package never imports the simulators. Between two messages the engine is ticked at every moment
+it has work (``next_due``), so timings (``for``, ``group_wait``, silence timeouts) are exact,
+and the same stream gives the same alerts every time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from alerts.dispatch import Notification
 from alerts.engine import Engine, Transition
 from kordon.alerting_config import NotifySettings, RulesSettings
-from kordon.clock import SimulatedClock
+from kordon.fleet import Fleet
 from kordon.model.payload import DecodeLimits
+from kordon.model.rehearsal import TimedMessage
 from kordon.storage.alert_store import AlertStore
 
 # A replay has no broker in between, so the engine sees every message at its own event time;
@@ -33,25 +35,22 @@ class ReplayResult:
 
 
 def replay(
-    scenario: Any,
+    messages: Iterable[TimedMessage],
     rules: RulesSettings,
-    notify: NotifySettings | None = None,
     *,
-    seed: int | None = None,
+    start: float,
+    end: float,
+    fleet: Fleet | None = None,
+    notify: NotifySettings | None = None,
 ) -> ReplayResult:
-    """Run ``scenario`` (a ``simulators.Scenario``) through a fresh engine."""
-    from simulators import ScenarioRun  # imported here: the live role never needs NumPy physics
-
+    """Run ``messages`` (from ``start`` to ``end``, epoch seconds) through a fresh engine."""
     if notify is None:
         # A receiver that exists only in the replay, so routing and grouping run as live.
         notify = NotifySettings(webhook_url="http://replay.invalid/")
-    start = scenario.start if scenario.start is not None else None
-    clock = SimulatedClock(start if start is not None else 1_734_156_000.0)
-    run = ScenarioRun(scenario, clock, seed=seed)
-    result = ReplayResult(start=run.start, end=run.end)
+    result = ReplayResult(start=start, end=end)
     store = AlertStore(":memory:")
     engine = Engine(
-        rules, notify, store, run.start, fleet=scenario.fleet, limits=_REPLAY_LIMITS,
+        rules, notify, store, start, fleet=fleet, limits=_REPLAY_LIMITS,
         on_transition=result.transitions.append,
     )
 
@@ -63,15 +62,13 @@ def replay(
             for note in engine.tick(max(due, 0.0)):
                 result.notifications.append((due, note))
 
-    for event in run:
-        if not event.on_wire:
-            continue
-        tick_until(event.time, inclusive=False)
-        engine.handle(event.topic, event.payload, event.time)
+    for message in messages:
+        tick_until(message.time, inclusive=False)
+        engine.handle(message.topic, message.payload, message.time)
         result.messages += 1
         if engine.wake:
-            for note in engine.tick(event.time):
-                result.notifications.append((event.time, note))
-    tick_until(run.end, inclusive=True)
+            for note in engine.tick(message.time):
+                result.notifications.append((message.time, note))
+    tick_until(end, inclusive=True)
     store.close()
     return result

@@ -1,8 +1,9 @@
-"""``kordon scenario verify``: replay scenarios through the real engine, check ``expect``.
+"""Check expectations against what the real engine did with a stream: ``scenario verify``.
 
-The role ``promtool test rules`` plays for Prometheus: each scenario runs fast-forward
-through the real simulators and the real engine on the simulated clock, and every
-expectation of its ``expect`` block is checked against the alert transitions:
+The role ``promtool test rules`` plays for Prometheus: a stream of timed messages (a
+scenario run, fed by the composition layer, kordon/app/verify.py) runs fast-forward through
+the real engine on the stream's clock, and every expectation is checked against the alert
+transitions:
 
 ``within``     a matching alert fires between ``after`` and ``after + within``;
 ``never``      no matching alert fires at or after ``after``;
@@ -13,13 +14,15 @@ Times count from the start of the scenario. Labels match when the alert carries 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from alerts.replay import ReplayResult, replay
 from kordon.alerting_config import RulesSettings
 from kordon.alerting_model import AlertState
 from kordon.durations import format_duration
+from kordon.fleet import Fleet
+from kordon.model.rehearsal import Expectation, TimedMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,7 @@ class Check:
     detail: str
 
 
-def _describe(e: Any) -> str:
+def _describe(e: Expectation) -> str:
     labels = ",".join(f"{k}={v}" for k, v in sorted(e.labels.items()))
     what = f"{e.alertname}{{{labels}}}" if labels else e.alertname
     if e.never:
@@ -43,7 +46,9 @@ def _describe(e: Any) -> str:
     return f"{what} " + ", ".join(parts)
 
 
-def check(scenario_name: str, expectations: list[Any], result: ReplayResult) -> list[Check]:
+def check(
+    scenario_name: str, expectations: Sequence[Expectation], result: ReplayResult
+) -> list[Check]:
     checks = []
     for e in expectations:
         matching = [
@@ -84,8 +89,19 @@ def check(scenario_name: str, expectations: list[Any], result: ReplayResult) -> 
     return checks
 
 
-def verify(scenario: Any, rules: RulesSettings) -> list[Check]:
-    return check(scenario.name, list(scenario.expect), replay(scenario, rules))
+def verify(
+    name: str,
+    messages: Iterable[TimedMessage],
+    expectations: Sequence[Expectation],
+    rules: RulesSettings,
+    *,
+    start: float,
+    end: float,
+    fleet: Fleet | None = None,
+) -> list[Check]:
+    """Replay ``messages`` (``start`` to ``end``) through a fresh engine and check them."""
+    result = replay(messages, rules, start=start, end=end, fleet=fleet)
+    return check(name, expectations, result)
 
 
 def table(checks: list[Check]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -18,7 +19,7 @@ from api.app import create_app
 from api.auth import TokenBook
 from api.context import ApiContext
 from api.live import LiveFollower
-from api.scenarios import ScenarioRunner, default_library
+from api.scenarios import ScenarioRunner
 from api.state import DeviceStates
 from api.stats import ApiStats
 from kordon import metrics
@@ -46,9 +47,14 @@ def _scenario_env(settings: Settings) -> dict[str, str]:
 
 
 class ApiRole:
+    """The API role. ``scenario_library`` is the folder of scenario files the page lists and
+    runs (``api.scenarios_dir`` takes precedence); without either, scenarios are off."""
+
     name = "api"
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, *, scenario_library: Path | None = None
+    ) -> None:
         self.settings = settings
         cfg = settings.api
         self.host, self.port = split_host_port(cfg.addr)
@@ -61,7 +67,7 @@ class ApiRole:
             states=states,
             influx=TelemetryStores(settings.influx),
             scenarios=ScenarioRunner(
-                cfg.scenarios_dir or default_library(),
+                cfg.scenarios_dir or scenario_library,
                 settings.data_dir / "api" / "runs",
                 clock,
                 max_runs=cfg.max_scenario_runs,
@@ -165,5 +171,5 @@ class ApiRole:
         return self._thread.is_alive() and self._server.started
 
 
-def build(settings: Settings, clock: Clock) -> ApiRole:
-    return ApiRole(settings, clock)
+def build(settings: Settings, clock: Clock, *, scenario_library: Path | None = None) -> ApiRole:
+    return ApiRole(settings, clock, scenario_library=scenario_library)

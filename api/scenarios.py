@@ -1,7 +1,9 @@
 """The scenario library (read as data) and scenario runs (``kordon simulate`` subprocesses).
 
-The API never imports the simulators: it reads the library's YAML files for their name,
-description and duration, and runs a scenario the way a technician would, as
+The API never imports the simulators: the composition layer hands it the library's folder
+(``api.scenarios_dir`` overrides it; with neither, the library is empty and nothing can be
+run). It reads the YAML files there for their name, description and duration, and runs a
+scenario the way a technician would, as
 ``python -m kordon simulate FILE --speed N`` in a process of its own. A run therefore talks to
 the rest of Kordon through the broker like real devices, and stopping it (SIGTERM, then
 SIGKILL) cannot disturb the API.
@@ -10,7 +12,6 @@ SIGKILL) cannot disturb the API.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
@@ -34,14 +35,6 @@ log = logging.getLogger("api.scenarios")
 
 _KEEP_RUNS = 50
 _TAIL_LINES = 40
-
-
-def default_library() -> Path | None:
-    """The simulators' ``scenarios`` folder, found without importing the package."""
-    spec = importlib.util.find_spec("simulators")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "scenarios"
 
 
 @dataclass(frozen=True, slots=True)

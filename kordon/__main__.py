@@ -1,5 +1,5 @@
 import sys
 
-from kordon.cli import main
+from kordon.app.cli import main
 
 sys.exit(main())

@@ -379,11 +379,6 @@ def load_fleet(path: str | Path) -> Fleet:
     return parse_fleet(read_yaml(path))
 
 
-def default_fleet_path() -> Path:
-    """The fleet shipped with the simulators: western border crossings of Ukraine."""
-    return Path(__file__).resolve().parent.parent / "simulators" / "fleets" / "default.yaml"
-
-
 def device_names(fleet: Fleet, kinds: Iterable[DeviceKind] | None = None) -> list[str]:
     wanted = set(kinds) if kinds is not None else set(DeviceKind)
     return [f"{e.site}/{e.device}" for e in fleet.devices() if e.kind in wanted]

@@ -6,7 +6,6 @@ Heavy imports (NumPy, paho) happen inside the handlers so ``kordon --help`` stay
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from typing import Any
@@ -52,43 +51,10 @@ def _fail(message: str) -> int:
     return 2
 
 
-def choose_start(
-    scenario_start: float | None,
-    duration: float,
-    requested: str | None,
-    live: bool,
-    speed: float | None,
-    now: float,
-) -> float | None:
-    """Where simulated time begins.
-
-    Recording keeps the scenario's ``start`` (reproducible files). Live publishing must not
-    send timestamps from the future (the collector refuses them): at real time it starts now;
-    faster than real time it ends by now, keeping the scenario's time of day when it has one.
-    """
-    if requested:
-        if requested == "now":
-            return now
-        from datetime import datetime
-
-        parsed = datetime.fromisoformat(requested)
-        if parsed.tzinfo is None:
-            raise ValueError("--start needs a UTC offset, e.g. 2024-12-14T06:00:00+02:00")
-        return parsed.timestamp()
-    if not live:
-        return scenario_start
-    if speed == 1.0:
-        return now
-    latest = now - duration
-    if scenario_start is None:
-        return latest
-    whole_days = math.floor((latest - scenario_start) / 86400.0)
-    return scenario_start + whole_days * 86400.0
-
-
 def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
     from kordon.fleet import FleetError, load_fleet
     from simulators.engine import ScenarioRun
+    from simulators.pacing import choose_start
     from simulators.scenario import load_scenario
 
     try:
@@ -127,35 +93,20 @@ def _record(run: Any, path: str, quiet: bool) -> int:
 
 
 def _publish(run: Any, settings: Any, speed: float | None, quiet: bool) -> int:
-    from simulators.clock_announce import ClockAnnouncer
-    from simulators.mqtt import BrokerTarget, BrokerUnavailable, FleetConnections
-    from simulators.pacing import Pacer, Progress
+    from simulators.mqtt import BrokerTarget, BrokerUnavailable
+    from simulators.pacing import Progress
+    from simulators.publish import ScenarioPublisher
 
-    connections = FleetConnections(BrokerTarget.from_settings(settings.mqtt))
-    pacer = Pacer(speed, run.start)
-    progress = Progress(run.end - run.start, run.start, pacer=pacer)
-    keepalive = {d.client_id: d.keepalive for d in run.devices}
-    clock: ClockAnnouncer | None = None
+    publisher = ScenarioPublisher(run, BrokerTarget.from_settings(settings.mqtt), speed)
+    progress = Progress(run.end - run.start, run.start, pacer=publisher.pacer)
     try:
-        sites = [d.site for d in run.devices]
-        clock = ClockAnnouncer.start(connections, "simulate", sites, speed, run.start)
-        for event in run.events():
-            wait = pacer.delay(event.time)
-            if wait > 0:
-                connections.wait(wait)
-            clock.tick(event.time)
-            connections.handle(event, keepalive.get(event.client_id, 30.0))
-            if not quiet:
-                progress.update(event.time, connections.connected_count(), connections.sent)
-        connections.drain()
+        publisher.play(progress=None if quiet else progress)
     except BrokerUnavailable as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         print("\nkordon simulate: interrupted; powering the devices off", file=sys.stderr)
     finally:
-        if clock is not None:
-            clock.stop()
-        connections.close()
+        publisher.close()
         if not quiet:
             progress.finish()
     return 0

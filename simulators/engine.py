@@ -1,26 +1,27 @@
 """Run a scenario: step the fleet's physics tick by tick and emit what the devices would send.
 
-This is the simulators' Python API, and it needs no broker::
+No broker is needed::
 
-    from kordon.clock import SimulatedClock
-    from simulators import ScenarioRun, load_scenario
+    from simulators.engine import ScenarioRun
+    from simulators.scenario import load_scenario
 
-    scenario = load_scenario("single-site-blackout")
-    clock = SimulatedClock(scenario.start or 1_734_156_000.0)
-    run = ScenarioRun(scenario, clock)
-    for event in run:               # SimEvent(time, topic, payload, retain, qos, action, ...)
-        if event.on_wire:           # what a subscriber of the broker would receive
-            engine.handle(event.topic, event.payload)   # clock.now() == event.time here
+    run = ScenarioRun(load_scenario("single-site-blackout"))
+    for event in run:           # SimEvent(time, topic, payload, retain, qos, action, ...)
+        ...                     # every event, connection changes included, in time order
+    run.delivered()             # only what a subscriber of the broker would receive,
+                                # as kordon.model.rehearsal.TimedMessage
 
-or in slices, for a consumer that wants to evaluate between steps::
+``kordon scenario verify`` feeds :meth:`ScenarioRun.delivered` to the alert engine on the
+scenario's clock (kordon/app/verify.py); ``simulators.publish`` plays the events into a broker.
+A consumer that evaluates between steps takes the run in slices instead::
 
     while not run.done:
-        batch = run.step_until(clock.now() + 60)   # clock is at +60 s afterwards
+        batch = run.step_until(run.now + 60)
 
 Time moves by ``scenario.tick`` (10 s by default). Each device reports every ``interval``, at its
 own fixed offset inside the tick, as unsynchronised devices do. Timeline events take effect at
 the tick that contains them. A :class:`~kordon.clock.SimulatedClock` passed in is moved to each
-event's time before the event is yielded, so an alert engine on the same clock sees event time.
+event's time before the event is yielded, so a consumer on the same clock sees event time.
 
 Same scenario, seed and start: the same events, byte for byte.
 """
@@ -43,6 +44,7 @@ import numpy as np
 from kordon.clock import Clock, SimulatedClock
 from kordon.fleet import OWN_GENERATOR_FEED, SITE_FEED, DeviceEntry, RadioParams, ScannerParams
 from kordon.model.kinds import DeviceKind
+from kordon.model.rehearsal import TimedMessage
 from kordon.model.topics import status_topic, telemetry_topic
 from simulators.events import OFFLINE, ONLINE, Action, SimEvent
 from simulators.payloads import (
@@ -275,6 +277,13 @@ class ScenarioRun:
             self._buffer.extend(self._step())
         if clock is not None and clock.now() < self.end:
             clock.set(self.end)
+
+    def delivered(self) -> Iterator[TimedMessage]:
+        """The remaining messages a subscriber of the broker would receive (publishes and last
+        wills), in time order: the input of an in-process alert engine."""
+        for event in self.events():
+            if event.on_wire:
+                yield TimedMessage(event.time, event.topic, event.payload)
 
     def batches(self) -> Iterator[list[SimEvent]]:
         """The events tick by tick (the recorder's fast path); does not move the clock."""

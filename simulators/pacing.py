@@ -1,4 +1,4 @@
-"""Pacing simulated time against the wall clock, and the progress line.
+"""Placing and pacing simulated time against the wall clock, and the progress line.
 
 ``speed`` 1 is real time, 60 runs an hour a minute, ``None`` runs as fast as the broker
 takes the messages (QoS 1 acknowledgements pace the publisher then).
@@ -12,6 +12,7 @@ when that stays under 90 % of the asked speed for more than ``slow_after`` secon
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections import deque
@@ -25,6 +26,38 @@ log = logging.getLogger("kordon.simulators.pacing")
 
 SLOW_RATIO = 0.9
 WINDOW = 5.0  # wall seconds over which the effective speed is measured
+
+
+def choose_start(
+    scenario_start: float | None,
+    duration: float,
+    requested: str | None,
+    live: bool,
+    speed: float | None,
+    now: float,
+) -> float | None:
+    """Where simulated time begins.
+
+    Recording keeps the scenario's ``start`` (reproducible files). Live publishing must not
+    send timestamps from the future (the collector refuses them): at real time it starts now;
+    faster than real time it ends by now, keeping the scenario's time of day when it has one.
+    """
+    if requested:
+        if requested == "now":
+            return now
+        parsed = datetime.fromisoformat(requested)
+        if parsed.tzinfo is None:
+            raise ValueError("--start needs a UTC offset, e.g. 2024-12-14T06:00:00+02:00")
+        return parsed.timestamp()
+    if not live:
+        return scenario_start
+    if speed == 1.0:
+        return now
+    latest = now - duration
+    if scenario_start is None:
+        return latest
+    whole_days = math.floor((latest - scenario_start) / 86400.0)
+    return scenario_start + whole_days * 86400.0
 
 
 class Pacer:

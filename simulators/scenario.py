@@ -20,14 +20,12 @@ from kordon.fleet import (
     Fleet,
     FleetError,
     YamlDocument,
-    default_fleet_path,
     describe_validation,
     parse_fleet,
     read_yaml,
 )
-
-LIBRARY = Path(__file__).resolve().parent / "scenarios"
-FLEETS = Path(__file__).resolve().parent / "fleets"
+from kordon.model.rehearsal import Expectation
+from simulators.library import FLEETS, default_fleet_path, library
 
 
 class _Args(BaseModel):
@@ -194,31 +192,6 @@ class TimelineEvent(BaseModel):
     line: int | None = None
 
 
-class Expectation(BaseModel):
-    """An alert that must fire (``within`` of ``after``), never fire, or resolve by a time.
-
-    Times count from the start of the scenario. The alert engine checks these; the simulator
-    only carries them.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    alertname: str
-    labels: dict[str, str] = Field(default_factory=dict)
-    after: Duration = 0.0
-    within: Duration | None = None
-    never: bool = False
-    resolve_by: Duration | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Expectation:
-        if self.never and (self.within is not None or self.resolve_by is not None):
-            raise ValueError("never: true cannot be combined with within or resolve_by")
-        if not self.never and self.within is None and self.resolve_by is None:
-            raise ValueError("say within: <duration>, resolve_by: <duration> or never: true")
-        return self
-
-
 class _ScenarioHead(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -266,11 +239,6 @@ class Scenario(BaseModel):
 
     def with_seed(self, seed: int) -> Scenario:
         return self.model_copy(update={"seed": seed})
-
-
-def library() -> dict[str, Path]:
-    """Library scenarios by name (file stem)."""
-    return {path.stem: path for path in sorted(LIBRARY.glob("*.yaml"))}
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:

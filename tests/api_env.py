@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from api.auth import hash_token
-from api.role import ApiRole
+from kordon.app.roles import build_role
 from kordon.clock import WALL_CLOCK
 from kordon.config import Settings
 from kordon.storage.influx import InfluxClient
@@ -78,7 +78,7 @@ def api_settings(
 class RunningApi:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.role = ApiRole(settings, WALL_CLOCK)
+        self.role = build_role("api", settings, WALL_CLOCK)
         host, _, port = settings.api.addr.rpartition(":")
         self.url = f"http://{host}:{port}"
 

@@ -178,31 +178,11 @@ def snmprec(values: dict[str, tuple[int, object]]) -> str:
 
 
 class BridgeProcess(KordonProcess):
-    """A bridge as a child process: ``kordon nut-bridge`` once the kordon CLI registers it,
-    ``python -m bridges nut-bridge`` until then (the same parser and handlers)."""
+    """A bridge as a child process: ``kordon nut-bridge`` / ``kordon snmp-bridge``."""
 
     def __init__(self, args: list[str], mqtt_url: str, workdir: Path) -> None:
-        from kordon.cli import COMMAND_MODULES
-
-        self.module = "kordon" if "bridges.cli" in COMMAND_MODULES else "bridges"
         config = workdir / "bridge.yaml"
         workdir.mkdir(parents=True, exist_ok=True)
         config.write_text("log_level: INFO\nmqtt:\n  protocol: '3.1.1'\n")
         super().__init__(args, {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": mqtt_url},
                          workdir)
-
-    def start(self, ready_line: str | None = None, timeout: float = 30) -> None:
-        if self.module == "kordon":
-            super().start(ready_line, timeout)
-            return
-        from tests.harness.processes import LIVE
-
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridges", *self.args], env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        LIVE.add(self)
-        if ready_line:
-            wait_until(lambda: ready_line in self.log_text() or self._dead(), timeout,
-                       what=f"bridge to log {ready_line!r}")

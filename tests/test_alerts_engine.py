@@ -8,21 +8,21 @@ from pathlib import Path
 import pytest
 
 from alerts.depletion import DischargeHistory, time_to_empty
-from alerts.replay import replay
 from alerts.verify import check
 from kordon.alerting_config import RulesSettings
 from kordon.alerting_model import AlertState, Matcher, fingerprint
+from kordon.app.verify import replay_scenario
 from kordon.storage.alert_store import AlertStore
 
 
 def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
-    from simulators import load_scenario
+    from simulators.scenario import load_scenario
 
     scenario = load_scenario("single-site-blackout")
-    first = replay(scenario, RulesSettings())
+    first = replay_scenario(scenario, RulesSettings())
     checks = check(scenario.name, list(scenario.expect), first)
     assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
-    second = replay(scenario, RulesSettings())
+    second = replay_scenario(scenario, RulesSettings())
     assert [(t.at, t.fingerprint, t.state) for t in first.transitions] == [
         (t.at, t.fingerprint, t.state) for t in second.transitions
     ]
@@ -38,12 +38,13 @@ def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
 
 @pytest.mark.slow
 def test_every_library_scenario_meets_its_expectations() -> None:
-    from simulators import library, load_scenario
+    from simulators.library import library
+    from simulators.scenario import load_scenario
 
     failed = []
     for name in library():
         scenario = load_scenario(name)
-        result = replay(scenario, RulesSettings())
+        result = replay_scenario(scenario, RulesSettings())
         failed += [c for c in check(name, list(scenario.expect), result) if not c.ok]
     assert not failed
 

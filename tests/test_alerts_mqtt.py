@@ -267,7 +267,8 @@ def test_site_blackout_of_20_devices_pages_once_not_20_times(
     tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str
 ) -> None:
     """A simulated blackout, published through the broker 60x faster than real time."""
-    from simulators import ScenarioRun, load_scenario
+    from simulators.engine import ScenarioRun
+    from simulators.scenario import load_scenario
 
     (tmp_path / "fleet.yaml").write_text(_blackout_fleet())
     (tmp_path / "blackout.yaml").write_text(

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kordon.fleet import default_fleet_path
+from simulators.library import default_fleet_path
 from tests.api_env import TOKENS, RunningApi, api_settings
 from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until

@@ -29,7 +29,8 @@ from alerts.battery import (
     ordered,
     segment,
 )
-from simulators import ScenarioRun, load_scenario
+from simulators.engine import ScenarioRun
+from simulators.scenario import load_scenario
 from tests.battery_sim import nameplate_seed, partials, rated_runtime_s, simulate, to_lb
 
 HEALTHS = (1.0, 0.8, 0.6, 0.45)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import kordon.cli as kordon_cli
+import kordon.app.cli as kordon_cli
 from kordon.dashboards.build import stale
 from kordon.dashboards.check import check_folder, variables_in
 from kordon.dashboards.locate import dashboards_dir
@@ -22,10 +22,6 @@ Run = Callable[..., int]
 
 @pytest.fixture
 def kordon(monkeypatch: pytest.MonkeyPatch) -> Run:
-    if "kordon.dashboards.cli" not in kordon_cli.COMMAND_MODULES:
-        monkeypatch.setattr(
-            kordon_cli, "COMMAND_MODULES", (*kordon_cli.COMMAND_MODULES, "kordon.dashboards.cli")
-        )
     for name in list(os.environ):
         if name.startswith("KORDON_"):
             monkeypatch.delenv(name)

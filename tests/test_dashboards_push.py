@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-import kordon.cli as kordon_cli
+import kordon.app.cli as kordon_cli
 from kordon.dashboards.locate import dashboard_files, dashboards_dir
 
 TOKEN = "glsa_test_token"
@@ -161,10 +161,6 @@ def grafana() -> Iterator[tuple[str, GrafanaState]]:
 @pytest.fixture
 def kordon(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """Runs ``kordon ...`` in this process with the dashboards commands registered."""
-    if "kordon.dashboards.cli" not in kordon_cli.COMMAND_MODULES:
-        monkeypatch.setattr(
-            kordon_cli, "COMMAND_MODULES", (*kordon_cli.COMMAND_MODULES, "kordon.dashboards.cli")
-        )
     for name in list(os.environ):
         if name.startswith("KORDON_"):
             monkeypatch.delenv(name)

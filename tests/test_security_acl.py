@@ -21,7 +21,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kordon.devices import check_password, hash_password, provision, read_passwd
+from kordon.app.devices import check_password, hash_password, provision, read_passwd
 from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, wait_until
 

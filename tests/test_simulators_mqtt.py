@@ -17,7 +17,7 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
-from kordon import cli
+from kordon.app import cli
 from kordon.model.payload import decode_telemetry
 from kordon.model.topics import Channel, parse_topic, status_topic
 from simulators.mqtt import BrokerTarget, FleetConnections

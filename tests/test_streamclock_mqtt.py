@@ -12,7 +12,7 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
-from kordon import cli
+from kordon.app import cli
 from kordon.model.payload import decode_telemetry
 from kordon.model.topics import CLOCK_FILTER, clock_topic, parse_topic
 from kordon.streamclock import ClockAnnouncement, StreamClocks

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import logging
 import os
 import secrets
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Any
 
+from kordon.app.roles import Role, build_role, stop_event_on_signals
 from kordon.clock import WALL_CLOCK
 from kordon.config import ApiToken, Settings
-from kordon.roles import Role, build_role, stop_event_on_signals
+from simulators.library import default_fleet_path
 
 log = logging.getLogger("kordon.demo")
 
@@ -55,7 +55,7 @@ def demo_settings(settings: Settings, data_dir: Path, mqtt_url: str | None, toke
         influx = influx.model_copy(update={"url": f"sqlite://{data_dir}/telemetry.db"})
     fleet = settings.fleet
     if fleet.file is None:
-        fleet = fleet.model_copy(update={"file": _default_fleet()})
+        fleet = fleet.model_copy(update={"file": default_fleet_path()})
     api = settings.api.model_copy(
         update={
             "tokens": [
@@ -72,18 +72,13 @@ def demo_settings(settings: Settings, data_dir: Path, mqtt_url: str | None, toke
     )
 
 
-def _default_fleet() -> Path:
-    fleet = importlib.import_module("kordon.fleet")
-    return Path(fleet.default_fleet_path())
-
-
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="kordon-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = None
     mqtt_url = None
     if not os.environ.get("KORDON_MQTT_URL"):
-        from kordon.embedded_broker import EmbeddedBroker
+        from kordon.app.embedded_broker import EmbeddedBroker
 
         broker = EmbeddedBroker()
         broker.start()
@@ -138,37 +133,29 @@ class ScenarioThread(threading.Thread):
         self.stop_event = stop
 
     def run(self) -> None:
-        import time
+        from simulators.engine import ScenarioRun
+        from simulators.mqtt import BrokerTarget
+        from simulators.pacing import choose_start
+        from simulators.publish import ScenarioPublisher
+        from simulators.scenario import load_scenario
 
-        simulators_cli: Any = importlib.import_module("simulators.cli")
-        engine: Any = importlib.import_module("simulators.engine")
-        scenarios: Any = importlib.import_module("simulators.scenario")
-        mqtt: Any = importlib.import_module("simulators.mqtt")
-        pacing: Any = importlib.import_module("simulators.pacing")
-
-        scenario = scenarios.load_scenario(self.scenario_name, None)
-        start = simulators_cli.choose_start(
-            scenario.start, scenario.duration, None, True, self.speed, time.time()
-        )
-        run = engine.ScenarioRun(scenario, start=start)
-        connections = mqtt.FleetConnections(mqtt.BrokerTarget.from_settings(self.settings.mqtt))
-        pacer = pacing.Pacer(self.speed, run.start)
-        keepalive = {d.client_id: d.keepalive for d in run.devices}
+        try:
+            scenario = load_scenario(self.scenario_name)
+            start = choose_start(
+                scenario.start, scenario.duration, None, True, self.speed, time.time()
+            )
+            run = ScenarioRun(scenario, start=start)
+            publisher = ScenarioPublisher(
+                run, BrokerTarget.from_settings(self.settings.mqtt), self.speed, kind="demo"
+            )
+        except Exception:
+            log.exception("the demo scenario failed")
+            return
         log.info("playing scenario %s at %gx real time", self.scenario_name, self.speed)
         try:
-            for event in run.events():
-                if self.stop_event.is_set():
-                    break
-                wait = pacer.delay(event.time)
-                while wait > 0 and not self.stop_event.is_set():
-                    connections.wait(min(wait, 0.5))
-                    wait = pacer.delay(event.time)
-                if self.stop_event.is_set():
-                    break
-                connections.handle(event, keepalive.get(event.client_id, 30.0))
-            else:
+            if publisher.play(stop=self.stop_event):
                 log.info("scenario %s finished", self.scenario_name)
         except Exception:
             log.exception("the demo scenario failed")
         finally:
-            connections.close()
+            publisher.close()

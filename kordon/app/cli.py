@@ -6,11 +6,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
+from api import cli as api_cli
+from bridges import cli as bridges_cli
 from kordon import __version__
+from kordon.app import demo, devices, verify
+from kordon.app.roles import Role, UnknownRole, build_role, stop_event_on_signals
 from kordon.clock import WALL_CLOCK
 from kordon.config import ConfigError, Settings, load_settings
-from kordon.roles import Role, UnknownRole, build_role, stop_event_on_signals
+from kordon.dashboards import cli as dashboards_cli
+from simulators import cli as simulators_cli
 
 log = logging.getLogger("kordon")
 
@@ -64,30 +70,15 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 # Modules that add sub-commands: each has ``register(subparsers)`` and imports its heavy
 # dependencies inside the handlers, so ``kordon --help`` stays fast.
-COMMAND_MODULES: tuple[str, ...] = (
-    "simulators.cli",
-    "alerts.cli",
-    "api.cli",
-    "kordon.dashboards.cli",
-    "kordon.demo",
-    "bridges.cli",
-    "kordon.devices",
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    simulators_cli,
+    verify,
+    api_cli,
+    dashboards_cli,
+    demo,
+    bridges_cli,
+    devices,
 )
-
-
-def _register_extra_commands(commands: argparse._SubParsersAction) -> None:
-    import importlib
-
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only a role package left out of this installation is skipped; a dependency
-            # missing inside one is a broken installation and must say so.
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        module.register(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
     show = commands.add_parser("config", help="print the effective configuration (secrets hidden)")
     show.set_defaults(handler=_cmd_config)
-    _register_extra_commands(commands)
+    for module in COMMAND_MODULES:
+        module.register(commands)
     return parser
 
 

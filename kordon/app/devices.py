@@ -37,7 +37,7 @@ ITERATIONS = 101
 _SALT_BYTES = 12
 
 ACL = """\
-# Mosquitto ACL written by `kordon devices provision` (see kordon/devices.py).
+# Mosquitto ACL written by `kordon devices provision` (see kordon/app/devices.py).
 #
 # Devices: the username IS the device's topic path, {site}/{kind}/{device}, so one pattern
 # rule lets every device publish its own telemetry and status (and its last will, which the

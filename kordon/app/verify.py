@@ -1,11 +1,24 @@
-"""``kordon scenario verify SCENARIO...``: registered by kordon/cli.py's COMMAND_MODULES."""
+"""``kordon scenario verify SCENARIO...``: the simulators' scenarios through the alert engine.
+
+The wiring of two roles that never import each other: the simulators load a scenario and
+produce what a broker would deliver (:meth:`ScenarioRun.delivered`), the alert engine replays
+that stream on the scenario's clock and checks the scenario's ``expect`` block
+(:mod:`alerts.verify`). Both imports happen inside the functions: NumPy and the engine stay out
+of ``kordon --help``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from kordon.config import Settings
+
+if TYPE_CHECKING:
+    from alerts.replay import ReplayResult
+    from kordon.alerting_config import NotifySettings, RulesSettings
+    from simulators.scenario import Scenario
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,22 +40,39 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _scenario_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """The ``scenario`` command, shared with the simulators' sub-commands if they made it."""
+    """The ``scenario`` command, shared with other sub-commands if they made it first."""
     existing = commands.choices.get("scenario")
     if existing is not None:
         return existing
     return commands.add_parser("scenario", help="simulated scenarios")
 
 
+def replay_scenario(
+    scenario: Scenario,
+    rules: RulesSettings,
+    notify: NotifySettings | None = None,
+) -> ReplayResult:
+    """Run ``scenario`` through a fresh alert engine on its own clock, in process."""
+    from alerts.replay import replay
+    from simulators.engine import ScenarioRun
+
+    run = ScenarioRun(scenario)
+    return replay(
+        run.delivered(), rules, start=run.start, end=run.end, fleet=scenario.fleet, notify=notify
+    )
+
+
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from alerts.verify import check, table
+    from alerts.verify import Check, table, verify
     from kordon.fleet import FleetError
-    from simulators import library, load_scenario
+    from simulators.engine import ScenarioRun
+    from simulators.library import library
+    from simulators.scenario import load_scenario
 
     names = list(args.scenarios)
     if names == ["all"]:
         names = list(library())
-    checks = []
+    checks: list[Check] = []
     for name in names:
         try:
             scenario = load_scenario(name)
@@ -54,10 +84,13 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         if not scenario.expect:
             print(f"{scenario.name}: no expect block, nothing to verify", file=sys.stderr)
             continue
-        from alerts.replay import replay
-
-        checks.extend(check(scenario.name, list(scenario.expect), replay(scenario,
-                                                                          settings.rules)))
+        run = ScenarioRun(scenario)
+        checks.extend(
+            verify(
+                scenario.name, run.delivered(), scenario.expect, settings.rules,
+                start=run.start, end=run.end, fleet=scenario.fleet,
+            )
+        )
     if checks:
         print(table(checks))
     failed = [c for c in checks if not c.ok]
