@@ -11,7 +11,9 @@ past 65,555 (paho issue 377). Each publisher therefore bounds what it has outsta
 queue full is dropped *but still takes its seq number*, so the collector's gap counter shows
 the loss. Status messages are never dropped, and after every (re)connect the current status
 is published again: while the bridge was cut off from the broker, the broker published the
-will (``offline``) in its name, and that must not outlive the reconnection.
+will (``offline``) in its name, and that must not outlive the reconnection. A status change
+while disconnected is therefore not queued in paho as well: paho would send its queued copy
+after the reconnect too, and the status topic would say ``online`` twice.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import orjson
 import paho.mqtt.client as paho
@@ -76,6 +78,8 @@ class DevicePublisher:
         self._outstanding = 0  # QoS 1 messages handed to paho and not yet acknowledged
         self._seq = 0
         self._status: str | None = None
+        self._status_lock = threading.Lock()  # never taken in paho's callbacks but _on_connect
+        self._announced: str | None = None  # the status sent on the current connection
         self._dropping = False
         self._stopping = False
         self.published = 0
@@ -100,8 +104,17 @@ class DevicePublisher:
 
     def publish(self, metrics: Mapping[str, FieldValue], ts: float) -> bool:
         """Queue one reading; ``False`` when it was dropped because the queue is full."""
-        seq = self._seq
-        self._seq += 1
+        return self.publish_parts([metrics], ts)
+
+    def publish_parts(self, parts: Sequence[Mapping[str, FieldValue]], ts: float) -> bool:
+        """Queue the readings of one poll as one message; ``False`` when it was dropped.
+
+        Several parts (a poll with more metrics than a reading may carry) go out as a JSON
+        array of readings with the same ``ts`` and consecutive ``seq`` numbers: one message, so
+        the parts arrive, or are dropped, together.
+        """
+        first = self._seq
+        self._seq += len(parts)
         with self._drained:
             if self._outstanding >= self._max_queued:
                 self.dropped += 1
@@ -115,7 +128,10 @@ class DevicePublisher:
                 return False
             self._dropping = False
             self._outstanding += 1
-        payload = orjson.dumps({"ts": round(ts, 3), "seq": seq, "metrics": dict(metrics)})
+        stamp = round(ts, 3)
+        readings = [{"ts": stamp, "seq": first + i, "metrics": dict(part)}
+                    for i, part in enumerate(parts)]
+        payload = orjson.dumps(readings[0] if len(readings) == 1 else readings)
         # Never hold our lock here: paho calls _on_publish with its own lock taken.
         self._client.publish(self.telemetry_topic, payload, qos=1)
         self.published += 1
@@ -124,12 +140,20 @@ class DevicePublisher:
     def set_status(self, online: bool, reason: str = "") -> None:
         """Publish ``online``/``offline`` (retained) when it changes."""
         text = ONLINE if online else OFFLINE
-        if text == self._status:
-            return
-        self._status = text
-        suffix = f": {reason}" if reason else ""
-        logger = log.info if online else log.warning
-        logger("%s/%s %s%s", self.site, self.device, text, suffix)
+        with self._status_lock:
+            if text == self._status:
+                return
+            self._status = text
+            suffix = f": {reason}" if reason else ""
+            logger = log.info if online else log.warning
+            logger("%s/%s %s%s", self.site, self.device, text, suffix)
+            if self._client.is_connected():
+                self._announce(text)
+            # else: _on_connect announces it (see the module doc)
+
+    def _announce(self, text: str) -> None:
+        """Publish ``text``; the caller holds ``_status_lock``."""
+        self._announced = text
         self._send_status(text)
 
     def _send_status(self, text: str) -> None:
@@ -144,11 +168,15 @@ class DevicePublisher:
         if reason.is_failure:
             log.error("%s/%s: MQTT connection refused: %s", self.site, self.device, reason)
             return
-        status = self._status
-        if status is not None:
-            self._send_status(status)
+        with self._status_lock:
+            # set_status may have announced it already, between paho marking the connection
+            # up and calling us.
+            if self._status is not None and self._announced != self._status:
+                self._announce(self._status)
 
     def _on_disconnect(self, *_args: object) -> None:
+        with self._status_lock:
+            self._announced = None
         if self._stopping:
             return
         log.warning("%s/%s: MQTT connection lost; reconnecting", self.site, self.device)

@@ -19,7 +19,7 @@ import pytest
 
 from bridges.nut.bridge import NutBridge, NutBridgeConfig, tls_options
 from bridges.nut.protocol import NutClient, NutError, quote, split_words
-from bridges.nutnames import metrics_from_nut
+from bridges.nutnames import NutReadings, readings_from_nut
 from bridges.publisher import DevicePublisher
 from kordon.clock import WALL_CLOCK
 from kordon.config import MqttSettings
@@ -179,9 +179,14 @@ def test_protocol_against_real_upsd(tmp_path: Path, mosquitto: MosquittoServer,
         asyncio.run(discover())
         devices = {m.topic.split("/")[4] for m in telemetry.messages}
         assert devices == {"alpha", "beta"}
-        # A bridge that stops says so: a clean disconnect sends no last will.
-        wait_until(lambda: _last_status(status, "alpha") == "offline", 10, what="offline")
-        assert _statuses(status, "beta") == ["online", "offline"]
+        # A bridge that stops says so for every UPS: a clean disconnect sends no last will.
+        # Each UPS has its own MQTT session, so the recorder may see alpha's "offline" before
+        # beta's: wait for both, then check that each said exactly online, offline (no
+        # duplicate "online" from a status queued while its session was still connecting).
+        for device in ("alpha", "beta"):
+            wait_until(lambda d=device: _last_status(status, d) == "offline", 10,
+                       what=f"{device} offline after the bridge stopped")
+            assert _statuses(status, device) == ["online", "offline"], device
     finally:
         telemetry.close()
         status.close()
@@ -192,27 +197,56 @@ def test_unusual_nut_variables_still_pass_the_contract() -> None:
     variables = {
         "ups.status": "OL CHRG TRIM FSD",
         "battery.charge": "87.5",
-        "battery.runtime": "n/a",  # a driver glitch: dropped, not a dead-lettered reading
+        "battery.runtime": "1:57",  # a clock time: kept as text, not a dead-lettered reading
         "ups.serial": "000123",  # stays a string: serials are not numbers
-        "ups.delay.shutdown": "20",  # unknown numeric: passes as a float
+        "ups.delay.shutdown": "20",  # documented number: a float
+        "ups.start.auto": "128.00",  # documented yes/no word: stays text whatever it looks like
+        "ups.efficiency": "LoadTooLow",  # documented number sent as a word: kept as text
+        "input.L1-N.voltage": "231.5",  # three-phase name: lower-cased, "-" as "_"
         "driver.parameter.port": "/dev/ttyS0",  # configuration echo: dropped
         "Bad.Name": "1",
+        "9th.sensor": "1",  # no Kordon name can be made of it: dropped, and logged
         "ups.status.extra": "forged",  # the bridge's own name: a driver cannot set it
     }
-    metrics = metrics_from_nut(variables)
-    assert metrics == {"ups.status": "OL CHRG", "battery.charge": 87.5,
-                       "ups.status.extra": "TRIM FSD", "ups.delay.shutdown": 20.0,
-                       "ups.serial": "000123"}
-    only_extra = metrics_from_nut({"ups.status": "WAIT", "battery.charge": "50"})
-    assert "ups.status" not in only_extra and only_extra["ups.status.extra"] == "WAIT"
+    readings = readings_from_nut(variables)
+    assert readings == [{
+        "ups.status": "OL CHRG", "battery.charge": 87.5, "bad.name": 1.0,
+        "battery.runtime.text": "1:57", "input.l1_n.voltage": 231.5,
+        "ups.delay.shutdown": 20.0, "ups.efficiency": "LoadTooLow", "ups.serial": "000123",
+        "ups.start.auto": "128.00", "ups.status.extra": "TRIM FSD",
+    }]
+    only_extra = readings_from_nut({"ups.status": "WAIT", "battery.charge": "50"})
+    assert len(only_extra) == 1
+    assert "ups.status" not in only_extra[0] and only_extra[0]["ups.status.extra"] == "WAIT"
+    # An ePDU serves hundreds of variables: every one is published, in readings of at most
+    # 128 metrics, Kordon's own first.
     many = {f"x.v{i:03d}": str(i) for i in range(300)} | {"battery.charge": "50"}
-    capped = metrics_from_nut(many)
-    assert len(capped) == 128 and capped["battery.charge"] == 50.0
+    parts = readings_from_nut(many)
+    assert [len(part) for part in parts] == [128, 128, 45]
+    assert next(iter(parts[0])) == "battery.charge"
+    merged = {name: value for part in parts for name, value in part.items()}
+    assert merged == {"battery.charge": 50.0} | {name: float(v) for name, v in many.items()
+                                                  if name != "battery.charge"}
     import orjson
 
-    for sample in (metrics, only_extra, capped):
-        payload = orjson.dumps({"ts": time.time(), "seq": 0, "metrics": sample})
-        assert decode_telemetry(payload, DeviceKind.UPS, time.time()).errors == []
+    for sample in (readings, only_extra, parts):
+        batch = [{"ts": time.time(), "seq": i, "metrics": m} for i, m in enumerate(sample)]
+        assert decode_telemetry(orjson.dumps(batch), DeviceKind.UPS, time.time()).errors == []
+
+
+def test_the_bridge_says_once_per_variable_what_it_could_not_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    readings = NutReadings()
+    with caplog.at_level("WARNING", logger="bridges.nut"):
+        for ups in ("a", "b", "c"):
+            readings.readings({"ups.status": "OL", "battery.runtime": "64:41",
+                               "ups.efficiency": "LoadTooLow", "ups.load": "12"}, ups)
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 2, notes
+    assert any("battery.runtime" in n and "'64:41'" in n and "battery.runtime.text" in n
+               for n in notes)
+    assert any("ups.efficiency" in n and "'LoadTooLow'" in n for n in notes)
 
 
 # ---------------------------------------------------------------------------- pipeline

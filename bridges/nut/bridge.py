@@ -1,9 +1,10 @@
 """``kordon nut-bridge``: poll one upsd and publish every UPS it serves as a Kordon device.
 
-One TCP connection to upsd, one ``LIST VAR`` per UPS per interval. Availability follows
-what upsd knows: ``ERR DATA-STALE`` (the driver stopped updating), ``ERR DRIVER-NOT-CONNECTED``
-(the driver is gone) and ``ERR UNKNOWN-UPS`` make that UPS ``offline``; an unreachable or
-misbehaving upsd makes every UPS of the bridge ``offline`` while it reconnects with backoff.
+One TCP connection to upsd; each interval, one ``LIST VAR`` per UPS, all sent at once.
+Availability follows what upsd knows: ``ERR DATA-STALE`` (the driver stopped updating),
+``ERR DRIVER-NOT-CONNECTED`` (the driver is gone) and ``ERR UNKNOWN-UPS`` make that UPS
+``offline``; an unreachable or misbehaving upsd makes every UPS of the bridge ``offline``
+while it reconnects with backoff.
 A UPS comes back ``online`` with its first good reading.
 
 The reading's ``ts`` is the bridge's clock when upsd answered: NUT variables carry no
@@ -27,7 +28,7 @@ from bridges.nut.protocol import (
     NutProtocolError,
     TlsOptions,
 )
-from bridges.nutnames import metrics_from_nut
+from bridges.nutnames import NutReadings
 from bridges.publisher import DevicePublisher
 from bridges.runtime import Backoff, until_stopped, wait_or_stop
 from kordon.clock import Clock
@@ -74,6 +75,7 @@ class NutBridge:
         self._publishers: dict[str, DevicePublisher] = {}
         self._backoff = Backoff(1.0, config.backoff_max)
         self._warned: set[str] = set()
+        self._readings = NutReadings(log)
         for device in config.ups.values():
             self._publisher(device)  # known UPSes are marked offline even if upsd never answers
 
@@ -95,6 +97,11 @@ class NutBridge:
             await asyncio.to_thread(self._stop_publishers)
 
     def _stop_publishers(self) -> None:
+        # Every UPS says offline at once, then each drains and disconnects: a bridge with
+        # hundreds of UPSes must not take one PUBACK round trip per UPS before the last
+        # one is marked offline.
+        for publisher in self._publishers.values():
+            publisher.set_status(False, "bridge stopping")
         for publisher in self._publishers.values():
             publisher.stop()
 
@@ -122,11 +129,12 @@ class NutBridge:
     # ------------------------------------------------------------------ one round
     async def poll_once(self, client: NutClient) -> None:
         wanted = self.config.ups or await self._discover(client)
+        answers = await client.list_vars(list(wanted))  # pipelined: one round trip per poll
         for ups, device in wanted.items():
             publisher = self._publisher(device)
-            try:
-                variables = await client.list_var(ups)
-            except NutError as exc:
+            variables = answers[ups]
+            if isinstance(variables, NutError):
+                exc = variables
                 if exc.code not in UNAVAILABLE:
                     log.error("upsd %s: LIST VAR %s: %s", self._where(), ups, exc)
                 publisher.set_status(False, f"upsd says {exc.code} for {ups}")
@@ -135,11 +143,11 @@ class NutBridge:
                 log.debug("upsd %s: %s is not ready yet (ups.status %r)", self._where(), ups,
                           variables.get("ups.status"))
                 continue
-            metrics = metrics_from_nut(variables)
-            if not metrics:
+            readings = self._readings.readings(variables, ups)
+            if not readings:
                 publisher.set_status(False, f"upsd has no usable variables for {ups}")
                 continue
-            publisher.publish(metrics, self.clock.now())
+            publisher.publish_parts(readings, self.clock.now())
             publisher.set_status(True)
         for device, publisher in self._publishers.items():
             if device not in wanted.values():

@@ -177,10 +177,34 @@ class NutClient:
         self._raise_for_error(answer, shown or line)
         return answer
 
+    async def list_vars(self, names: list[str]) -> dict[str, dict[str, str] | NutError]:
+        """:meth:`list_var` of every UPS in ``names``, pipelined: each UPS's variables, or the
+        :class:`NutError` upsd answered for it.
+
+        All the requests go out in one write and the answers are read in order. One request
+        at a time costs a delayed-ACK stall per answer (upsd writes each line on its own):
+        measured, 50 ms per UPS, 11 s per poll of 230 UPSes; pipelined, the stream does not stall.
+        """
+        commands = [f"LIST VAR {quote(ups)}" for ups in names]
+        await self._send_many(commands)
+        answers: dict[str, dict[str, str] | NutError] = {}
+        for ups, command in zip(names, commands, strict=True):
+            try:
+                rows = await self._read_block(command)
+            except NutError as exc:
+                answers[ups] = exc
+                continue
+            answers[ups] = {row[2]: row[3] if len(row) > 3 else "" for row in rows
+                            if row[0] == "VAR"}
+        return answers
+
     async def list_block(self, query: str) -> list[list[str]]:
         """``LIST query``: the words of every line between BEGIN and END."""
         command = f"LIST {query}"
         await self._send(command)
+        return await self._read_block(command)
+
+    async def _read_block(self, command: str) -> list[list[str]]:
         first = await self._read_line()
         self._raise_for_error(first, command)
         header = split_words(first)
@@ -200,9 +224,12 @@ class NutClient:
             rows.append(words)
 
     async def _send(self, line: str) -> None:
-        if "\n" in line or "\r" in line:
+        await self._send_many([line])
+
+    async def _send_many(self, lines: list[str]) -> None:
+        if any("\n" in line or "\r" in line for line in lines):
             raise ValueError("a NUT request is one line")
-        self._writer.write(line.encode() + b"\n")
+        self._writer.write("".join(f"{line}\n" for line in lines).encode())
         await asyncio.wait_for(self._writer.drain(), self._timeout)
 
     async def _read_line(self) -> str:
