@@ -35,10 +35,17 @@ def _scenario_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.config import load
     from alerts.verify import check, table
+    from kordon.config import ConfigError
     from kordon.fleet import FleetError
     from simulators import library, load_scenario
 
+    try:
+        rules = load(settings).rules
+    except ConfigError as exc:
+        print(f"kordon scenario verify: {exc}", file=sys.stderr)
+        return 2
     names = list(args.scenarios)
     if names == ["all"]:
         names = list(library())
@@ -56,8 +63,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             continue
         from alerts.replay import replay
 
-        checks.extend(check(scenario.name, list(scenario.expect), replay(scenario,
-                                                                          settings.rules)))
+        checks.extend(check(scenario.name, list(scenario.expect), replay(scenario, rules)))
     if checks:
         print(table(checks))
     failed = [c for c in checks if not c.ok]

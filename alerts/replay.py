@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts.config import NotifySettings, RulesSettings
 from alerts.dispatch import Notification
 from alerts.engine import Engine, Transition
-from kordon.alerting_config import NotifySettings, RulesSettings
 from kordon.clock import SimulatedClock
 from kordon.model.payload import DecodeLimits
 from kordon.storage.alert_store import AlertStore

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.config import RulesSettings
 from alerts.replay import ReplayResult, replay
-from kordon.alerting_config import RulesSettings
-from kordon.alerting_model import AlertState
 from kordon.durations import format_duration
+from kordon.model.alerts import AlertState
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,14 +51,17 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    redacted = settings.model_dump(mode="json")
-    if redacted["influx"].get("token"):
-        redacted["influx"]["token"] = "***"
-    if redacted["influx"].get("password"):
-        redacted["influx"]["password"] = "***"
     import yaml
 
-    print(yaml.safe_dump(redacted, sort_keys=False), end="")
+    from alerts.config import printable
+    from kordon.redact import printable_settings
+
+    try:
+        sections = printable(settings)  # the alerts role validates its own sections
+    except ConfigError as exc:
+        print(f"kordon: {exc}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(printable_settings(settings, sections), sort_keys=False), end="")
     return 0
 
 
