@@ -20,15 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts.config import ROOT_DEFAULTS, NotifySettings, RouteSettings
+from alerts.notify.payload import group_key, webhook_payload
 from alerts.state import Alert
-from kordon.alerting_config import ROOT_DEFAULTS, NotifySettings, RouteSettings
-from kordon.alerting_model import (
-    AlertState,
-    Matcher,
-    group_key,
-    matches_all,
-    webhook_payload,
-)
+from kordon.model.alerts import AlertState, Matcher, matches_all
 from kordon.storage.alert_store import NflogEntry
 
 
@@ -119,6 +114,24 @@ class Notification:
 
 
 @dataclass(slots=True)
+class Decisions:
+    """What one :meth:`Dispatcher.flush` decided. The engine persists it with the alerts in
+    one transaction, so a page is never queued without the log entry that says it was sent.
+    """
+
+    notifications: list[Notification] = field(default_factory=list)
+    # (group key, receiver, entry): what each receiver has now been told about each group.
+    nflog: list[tuple[str, str, NflogEntry]] = field(default_factory=list)
+    # (fingerprint, firing instance's startsAt, receiver): instances escalated just now.
+    escalations: list[tuple[str, float, str]] = field(default_factory=list)
+    # Resolved alerts every group has now told: the engine may forget them.
+    released: list[str] = field(default_factory=list)
+
+    def to_persist(self) -> bool:
+        return bool(self.notifications or self.nflog or self.escalations)
+
+
+@dataclass(slots=True)
 class Group:
     key: str
     route: Route
@@ -144,9 +157,6 @@ class Dispatcher:
         self.external_url = external_url
         self.groups: dict[str, Group] = {}
         self._routes_of: dict[str, list[Group]] = {}
-        # What the last flush wants persisted: (group key, receiver, entry) and escalations.
-        self.nflog_changes: list[tuple[str, str, NflogEntry]] = []
-        self.escalation_changes: list[tuple[str, float, str]] = []
 
     def add(self, alert: Alert, now: float) -> None:
         """An alert (re)entered firing; put it into the group of every route it matches."""
@@ -181,22 +191,26 @@ class Dispatcher:
                     due.append(alert.starts_at + route.escalate_after)
         return min(due) if due else None
 
-    def flush(self, now: float, acked: Acked, held: set[str]) -> list[Notification]:
-        out: list[Notification] = []
+    def flush(self, now: float, acked: Acked, held: set[str]) -> Decisions:
+        """Notify the groups that are due and escalate what waited too long.
+
+        ``held`` are firing alerts a pending inhibitor holds back; ``acked`` says whether an
+        alert's firing instance is acknowledged (no repeats, no escalation).
+        """
+        decided = Decisions()
         for key in list(self.groups):
             group = self.groups[key]
             route = group.route
             if route.escalate_to:
-                out.extend(self._escalate(group, now, acked, held))
+                self._escalate(group, now, acked, held, decided)
             if now >= group.next_flush:
-                notes, waiting = self._flush_group(group, now, acked, held)
-                out.extend(notes)
+                waiting = self._flush_group(group, now, acked, held, decided)
                 # A group held back by a pending inhibitor is looked at again a second later.
                 group.next_flush = now + (min(1.0, route.group_interval) if waiting
                                           else route.group_interval)
             if not group.alerts:
                 del self.groups[key]
-        return out
+        return decided
 
     def _visible(self, alert: Alert, held: set[str]) -> bool:
         return (
@@ -206,15 +220,16 @@ class Dispatcher:
         )
 
     def _flush_group(
-        self, group: Group, now: float, acked: Acked, held: set[str]
-    ) -> tuple[list[Notification], bool]:
+        self, group: Group, now: float, acked: Acked, held: set[str], decided: Decisions
+    ) -> bool:
+        """Notify one due group; True while a pending inhibitor holds it back."""
         route = group.route
         firing = [a for a in group.alerts.values() if self._visible(a, held)]
         resolved = [a for a in group.alerts.values() if a.state is AlertState.RESOLVED]
         hold_back = any(
             a.state is AlertState.FIRING and a.fingerprint in held for a in group.alerts.values()
         )
-        out: list[Notification] = []
+        out = decided.notifications
         if route.receiver is not None:
             previous = self.nflog.get((group.key, route.receiver))
             told = previous.firing if previous else frozenset()
@@ -235,7 +250,7 @@ class Dispatcher:
                     firing_fps, frozenset(a.fingerprint for a in tell_resolved), now
                 )
                 self.nflog[(group.key, route.receiver)] = entry
-                self.nflog_changes.append((group.key, route.receiver, entry))
+                decided.nflog.append((group.key, route.receiver, entry))
         # While an alert of the group waits for a pending inhibitor nothing is sent; the
         # group is looked at again on the next tick and then tells everything at once.
         if not hold_back:
@@ -250,12 +265,13 @@ class Dispatcher:
                 )
             for alert in resolved:
                 group.alerts.pop(alert.fingerprint, None)
-                self._routes_of.pop(alert.fingerprint, None)
-        return out, hold_back
+                if self._routes_of.pop(alert.fingerprint, None) is not None:
+                    decided.released.append(alert.fingerprint)
+        return hold_back
 
     def _escalate(
-        self, group: Group, now: float, acked: Acked, held: set[str]
-    ) -> list[Notification]:
+        self, group: Group, now: float, acked: Acked, held: set[str], decided: Decisions
+    ) -> None:
         route = group.route
         assert route.escalate_to is not None
         due = [
@@ -269,12 +285,14 @@ class Dispatcher:
             and not acked(a)
         ]
         if not due:
-            return []
+            return
         for alert in due:
             assert alert.starts_at is not None
             self.escalated.add((alert.fingerprint, alert.starts_at))
-            self.escalation_changes.append((alert.fingerprint, alert.starts_at, route.escalate_to))
-        return [self._notification(route.escalate_to, group, due, now, escalation=True)]
+            decided.escalations.append((alert.fingerprint, alert.starts_at, route.escalate_to))
+        decided.notifications.append(
+            self._notification(route.escalate_to, group, due, now, escalation=True)
+        )
 
     def _notification(
         self,

@@ -17,7 +17,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alerts.dispatch import Dispatcher, Notification, build_routes
+from alerts.config import NotifySettings, RuleBase, RulesSettings
+from alerts.dispatch import Decisions, Dispatcher, Notification, build_routes
 from alerts.evaluate import (
     battery_low,
     depletion_imminent,
@@ -28,13 +29,13 @@ from alerts.evaluate import (
     update_depletion,
 )
 from alerts.inhibit import Inhibitor
+from alerts.outbox import fan_out, targets_of
 from alerts.rules import PRIORITY, RuleBook
 from alerts.silence import Silencer
 from alerts.state import Alert, AlertKey
 from alerts.tracker import DeviceState, DeviceTracker, SiteState
-from kordon.alerting_config import NotifySettings, RuleBase, RulesSettings
-from kordon.alerting_model import AlertState
 from kordon.fleet import Fleet
+from kordon.model.alerts import AlertState
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import DecodeLimits, decode_telemetry
 from kordon.model.topics import Channel, TopicError, parse_topic
@@ -78,6 +79,7 @@ class Engine:
         self.inhibitor = Inhibitor(rules.inhibit)
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
+        self.targets = targets_of(notify)
         self.dispatcher = Dispatcher(
             build_routes(notify), store.nflog(), store.escalations(), notify.external_url
         )
@@ -285,10 +287,28 @@ class Engine:
     _last_tick = 0.0
 
     def tick(self, now: float) -> list[Notification]:
-        """Evaluate time-based conditions, move alert states, notify. Returns what was queued."""
+        """One pass of the pipeline: sweep -> step -> silence/inhibit -> dispatch -> persist.
+
+        Returns the notifications queued in the outbox.
+        """
         self._last_tick = now
         self.counters["ticks"] += 1
         self.wake = False
+        self._sweep(now)
+        transitions = self._step(now)
+        held = self._mute(now)
+        decided = self.dispatcher.flush(now, self._is_acked, held)
+        self._release(decided.released)
+        self._persist(now, decided)
+        self.counters["notifications"] += len(decided.notifications)
+        if self.on_transition is not None:
+            for transition in transitions:
+                self.on_transition(transition)
+        return decided.notifications
+
+    def _sweep(self, now: float) -> None:
+        """Time-based conditions: devices gone silent, sites whose picture changed, and the
+        silences and acks the API wrote since the last tick."""
         for state in self.tracker.sweep(now):
             self._evaluate_offline(state, now)
             self._dirty_sites.add(state.site)
@@ -299,6 +319,8 @@ class Engine:
         self._dirty_sites.clear()
         self._reload()
 
+    def _step(self, now: float) -> list[Transition]:
+        """Move every alert through its life cycle, inhibitors first (PRIORITY)."""
         transitions: list[Transition] = []
         for alert in sorted(self.alerts.values(), key=lambda a: (a.priority, a.key)):
             change = alert.step(now)
@@ -314,26 +336,29 @@ class Engine:
                 Transition(now, change, alert.fingerprint, dict(alert.labels),
                            dict(alert.annotations))
             )
+        return transitions
 
+    def _mute(self, now: float) -> set[str]:
+        """Mark silenced and inhibited alerts; returns those a pending inhibitor holds back."""
         live = [a for a in self.alerts.values() if a.state is not AlertState.RESOLVED]
         self.silencer.apply(live, now)
-        held = self.inhibitor.apply(live)
-        notes = self.dispatcher.flush(now, self._is_acked, held)
-        for key in [k for k, a in self.alerts.items() if a.state is AlertState.RESOLVED]:
-            alert = self.alerts[key]
-            if alert.fingerprint not in self.dispatcher._routes_of:
-                del self.alerts[key]
-        self._persist(now, notes)
-        self.counters["notifications"] += len(notes)
-        if self.on_transition is not None:
-            for transition in transitions:
-                self.on_transition(transition)
-        return notes
+        return self.inhibitor.apply(live)
+
+    def _release(self, fingerprints: list[str]) -> None:
+        """Forget resolved alerts the dispatcher has told every receiver about."""
+        if not fingerprints:
+            return
+        done = set(fingerprints)
+        for key in [k for k, a in self.alerts.items()
+                    if a.state is AlertState.RESOLVED and a.fingerprint in done]:
+            del self.alerts[key]
 
     def _is_acked(self, alert: Alert) -> bool:
         return alert.starts_at is not None and (alert.fingerprint, alert.starts_at) in self.acked
 
-    def _persist(self, now: float, notes: list[Notification]) -> None:
+    def _persist(self, now: float, decided: Decisions) -> None:
+        """Devices first seen, changed alerts, and what the dispatcher decided: queued
+        notifications with their log entries and escalations (one transaction in the store)."""
         store = self.store
         if self.tracker.new_devices:
             store.remember_devices(
@@ -352,22 +377,13 @@ class Engine:
         self._changed = []
         if records:
             store.save_alerts(records)
-        dispatcher = self.dispatcher
-        if notes or dispatcher.nflog_changes or dispatcher.escalation_changes:
-            rows = []
-            for note in notes:
-                receiver = self.receivers.get(note.receiver)
-                if receiver is None:
-                    continue
-                for integration in ("webhook", "email"):
-                    if getattr(receiver, integration) is not None:
-                        target = f"{note.receiver}/{integration}"
-                        rows.append((target, note.idempotency_key(target), note.payload))
+        if decided.to_persist():
             store.record_notifications(
-                rows, dispatcher.nflog_changes, dispatcher.escalation_changes, now
+                fan_out(decided.notifications, self.targets),
+                decided.nflog,
+                decided.escalations,
+                now,
             )
-            dispatcher.nflog_changes = []
-            dispatcher.escalation_changes = []
 
     # ------------------------------------------------------------------ views
     def firing(self) -> list[Alert]:

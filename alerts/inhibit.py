@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from alerts.config import InhibitRuleSettings
 from alerts.state import Alert
-from kordon.alerting_config import InhibitRuleSettings
-from kordon.alerting_model import AlertState, Matcher, matches_all
+from kordon.model.alerts import AlertState, Matcher, matches_all
 
 POWER_ALERTS = "SitePowerOutage|MainsPowerLost|BatteryLow|BatteryDepletionImminent"
 

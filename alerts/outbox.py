@@ -4,39 +4,52 @@ notification log) before anything is sent, so a crash or a dead receiver loses n
 Delivery is at least once: a notification is marked delivered only after the receiver
 answered; a crash in between sends it again, with the same ``Idempotency-Key``. Failures
 back off exponentially (``retry_min`` doubling up to ``retry_max``) until ``give_up_after``.
+
+A notification for receiver ``oncall`` is stored once per kind it has (``oncall/webhook``,
+``oncall/email``: :func:`fan_out`), each with its own idempotency key and its own retries, so
+a dead mail server delays no webhook. The receiver registry (:mod:`alerts.notify`) builds the
+notifier of each target; nothing here names a receiver kind.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 
-from alerts.notify import DeliveryError
-from alerts.notify.email import EmailNotifier
-from alerts.notify.webhook import WebhookNotifier
-from kordon.alerting_config import NotifySettings
+from alerts.config import NotifySettings
+from alerts.dispatch import Notification
+from alerts.notify import DeliveryError, Notifier
 from kordon.storage.alert_store import AlertStore, OutboxItem
 
 log = logging.getLogger("alerts.outbox")
 
 
-class Notifier(Protocol):
-    def send(self, payload: dict[str, Any], idempotency_key: str) -> None: ...
+def targets_of(settings: NotifySettings) -> dict[str, list[str]]:
+    """Receiver name -> its outbox targets (``name/kind``), in registry order."""
+    targets: dict[str, list[str]] = {}
+    for target in settings.integrations():
+        name, _, _kind = target.rpartition("/")
+        targets.setdefault(name, []).append(target)
+    return targets
 
-    def close(self) -> None: ...
+
+def fan_out(
+    notes: Iterable[Notification], targets: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Outbox rows (target, idempotency key, payload): each notification once per target of
+    its receiver. A receiver that is not configured gets nothing."""
+    return [
+        (target, note.idempotency_key(target), note.payload)
+        for note in notes
+        for target in targets.get(note.receiver, ())
+    ]
 
 
 def build_notifiers(settings: NotifySettings) -> dict[str, Notifier]:
-    notifiers: dict[str, Notifier] = {}
-    for name, receiver in settings.all_receivers().items():
-        if receiver.webhook is not None:
-            notifiers[f"{name}/webhook"] = WebhookNotifier(receiver.webhook)
-        if receiver.email is not None:
-            notifiers[f"{name}/email"] = EmailNotifier(receiver.email)
-    return notifiers
+    return {target: config.notifier() for target, config in settings.integrations().items()}
 
 
 class OutboxSender:
@@ -51,8 +64,22 @@ class OutboxSender:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alerts-outbox", daemon=True)
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="notify")
-        self.stats = {"delivered": 0, "failed_attempts": 0, "given_up": 0}
-        self.failing: set[str] = set()
+        # Updated by the pool's threads, read by anyone: only under _lock.
+        self._lock = threading.Lock()
+        self._stats = {"delivered": 0, "failed_attempts": 0, "given_up": 0}
+        self._failing: set[str] = set()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """A copy of the counters (delivered, failed_attempts, given_up)."""
+        with self._lock:
+            return dict(self._stats)
+
+    @property
+    def failing(self) -> frozenset[str]:
+        """Targets whose last delivery attempt failed."""
+        with self._lock:
+            return frozenset(self._failing)
 
     def start(self) -> None:
         self._thread.start()
@@ -60,7 +87,8 @@ class OutboxSender:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.wakeup.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started (tests drive deliver_due directly)
+            self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
         for notifier in self.notifiers.values():
             notifier.close()
@@ -108,29 +136,37 @@ class OutboxSender:
         now = self.clock()
         if notifier is None:
             self.store.failed(item.id, f"receiver {item.receiver} is not configured", None, now)
-            self.stats["given_up"] += 1
+            self._count("given_up")
             return True
         try:
             notifier.send(item.payload, item.idempotency_key)
         except DeliveryError as exc:
-            self.stats["failed_attempts"] += 1
+            self._count("failed_attempts")
             age = now - item.created_at
             if not exc.retryable or age >= self.settings.give_up_after:
                 log.error("giving up on notification %d to %s: %s", item.id, item.receiver, exc)
                 self.store.failed(item.id, str(exc), None, now)
-                self.stats["given_up"] += 1
+                self._count("given_up")
                 return True
             delay = min(self.settings.retry_min * 2 ** min(item.attempts, 20),
                         self.settings.retry_max)
-            if item.receiver not in self.failing:
+            with self._lock:
+                first_failure = item.receiver not in self._failing
+                self._failing.add(item.receiver)
+            if first_failure:
                 log.warning("delivery to %s failed (%s); retrying in %.1f s",
                             item.receiver, exc, delay)
-            self.failing.add(item.receiver)
             self.store.failed(item.id, str(exc), now + delay, now)
             return False
         self.store.delivered(item.id, self.clock())
-        self.stats["delivered"] += 1
-        if item.receiver in self.failing:
-            self.failing.discard(item.receiver)
+        with self._lock:
+            self._stats["delivered"] += 1
+            recovered = item.receiver in self._failing
+            self._failing.discard(item.receiver)
+        if recovered:
             log.info("delivery to %s works again", item.receiver)
         return True
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1

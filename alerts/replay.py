@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from alerts.config import NotifySettings, RulesSettings
 from alerts.dispatch import Notification
 from alerts.engine import Engine, Transition
-from kordon.alerting_config import NotifySettings, RulesSettings
 from kordon.fleet import Fleet
 from kordon.model.payload import DecodeLimits
 from kordon.model.rehearsal import TimedMessage

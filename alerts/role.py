@@ -18,6 +18,7 @@ from functools import partial
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
+from alerts import config as alerting
 from alerts.annotations import AnnotationWriter
 from alerts.engine import Engine, Transition
 from alerts.outbox import OutboxSender
@@ -38,6 +39,7 @@ class AlertsRole:
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
+        self.config = alerting.load(settings)
         fleet = None
         if settings.fleet.file is not None:
             try:
@@ -46,16 +48,16 @@ class AlertsRole:
                 raise ConfigError(f"fleet.file: {exc}") from None
         self.store = AlertStore.in_data_dir(settings.data_dir)
         self.annotations: AnnotationWriter | None = None
-        if settings.rules.write_influx:
+        if self.config.rules.write_influx:
             self.annotations = AnnotationWriter(
                 partial(open_telemetry_store, settings.influx),
-                settings.rules.influx_buffer,
+                self.config.rules.influx_buffer,
                 create_database=settings.influx.create_database,
             )
         self._lock = threading.Lock()
         self.engine = Engine(
-            settings.rules,
-            settings.notify,
+            self.config.rules,
+            self.config.notify,
             self.store,
             clock.now(),
             fleet=fleet,
@@ -67,7 +69,7 @@ class AlertsRole:
                 "alerts are evaluated and stored but nobody is notified"
             )
         self.sender = OutboxSender(
-            AlertStore.in_data_dir(settings.data_dir), settings.notify, clock.now
+            AlertStore.in_data_dir(settings.data_dir), self.config.notify, clock.now
         )
         self.client_id = settings.mqtt.client_id_for("alerts")
         self.client = make_client(settings.mqtt, self.client_id, persistent=False)
@@ -136,7 +138,7 @@ class AlertsRole:
 
     # ------------------------------------------------------------------ ticker
     def _tick_loop(self) -> None:
-        interval = self.settings.rules.evaluation_interval
+        interval = self.config.rules.evaluation_interval
         while not self._stop.is_set():
             try:
                 with self._lock:

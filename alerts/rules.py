@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kordon.alerting_config import (
+from alerts.config.rules import (
     RULE_MODELS,
     BatteryDepletionRule,
     BatteryLowRule,

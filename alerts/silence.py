@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from alerts.state import Alert
-from kordon.alerting_model import Silence
+from kordon.model.alerts import Silence
 
 
 class Silencer:

@@ -10,7 +10,8 @@ re-pages nor silently drops an incident.
 
 from __future__ import annotations
 
-from kordon.alerting_model import AlertRecord, AlertState, NotifiedAlert, fingerprint
+from alerts.notify.payload import NotifiedAlert
+from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 
 AlertKey = tuple[str, str, str]  # (alertname, site, device or "")
 

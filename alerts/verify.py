@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from alerts.config import RulesSettings
 from alerts.replay import ReplayResult, replay
-from kordon.alerting_config import RulesSettings
-from kordon.alerting_model import AlertState
 from kordon.durations import format_duration
 from kordon.fleet import Fleet
+from kordon.model.alerts import AlertState
 from kordon.model.rehearsal import Expectation, TimedMessage
 
 

@@ -14,10 +14,10 @@ from api.problems import Problem, invalid_parameter
 from api.schemas import SilenceRequest
 from api.state import iso
 from api.telemetry import parse_time
-from kordon.alerting_model import AlertRecord, AlertState, Matcher, Silence
 from kordon.clock import Clock
 from kordon.config import Settings
 from kordon.durations import parse_duration
+from kordon.model.alerts import AlertRecord, AlertState, Matcher, Silence
 from kordon.storage.alert_store import AlertStore, AlertStoreError
 
 log = logging.getLogger("api.alerts")

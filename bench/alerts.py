@@ -29,8 +29,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alerts.config import NotifySettings, RulesSettings
 from alerts.engine import Engine
-from kordon.alerting_config import NotifySettings, RulesSettings
 from kordon.storage.alert_store import AlertStore
 
 

@@ -26,7 +26,6 @@ from pydantic import (
     model_validator,
 )
 
-from kordon.alerting_config import NotifySettings, RulesSettings
 from kordon.durations import Duration
 
 # variable -> dotted key it overrides
@@ -49,6 +48,13 @@ def split_host_port(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def http_url(value: str) -> str:
+    """Validator: an ``http://`` or ``https://`` URL (receivers, webhooks)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
 
 
 class ConfigError(Exception):
@@ -207,6 +213,39 @@ class CollectorSettings(_Section):
         return value
 
 
+class RoleSection(BaseModel):
+    """A section that belongs to one role, which validates it when it is built.
+
+    The alerts role owns ``rules`` and ``notify`` (``alerts/config``): the kernel keeps them as
+    written, so it never imports a role, and ``kordon run --roles alerts`` (and ``kordon config``)
+    stop with a message naming the key when they are wrong.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def raw(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class NotifySection(RoleSection):
+    """``notify``: the kernel checks only the key an environment variable sets."""
+
+    webhook_url: str | None = Field(
+        None, description="KORDON_WEBHOOK_URL: a webhook receiver named 'default'"
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return http_url(value) if value else None
+
+    def raw(self) -> dict[str, Any]:
+        data = self.model_dump()
+        if data.get("webhook_url") is None:
+            del data["webhook_url"]
+        return data
+
+
 class FleetSettings(_Section):
     model_config = ConfigDict(extra="allow", frozen=True)
     file: Path | None = None
@@ -316,8 +355,8 @@ class Settings(_Section):
     influx: InfluxSettings = InfluxSettings()
     collector: CollectorSettings = CollectorSettings()
     fleet: FleetSettings = FleetSettings()
-    rules: RulesSettings = RulesSettings()
-    notify: NotifySettings = NotifySettings()
+    rules: RoleSection = RoleSection()
+    notify: NotifySection = NotifySection()
     api: ApiSettings = ApiSettings()
     data_dir: Path = Path("./data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -356,7 +395,7 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin, source)) from None
+        raise ConfigError(describe_invalid(exc, origin=origin, source=source)) from None
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: str, source: str) -> None:
@@ -370,10 +409,21 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: str, source: str) -> No
     node[leaf] = value
 
 
-def _describe(exc: ValidationError, origin: dict[str, str], source: str | Path | None) -> str:
+def describe_invalid(
+    exc: ValidationError,
+    *,
+    section: str = "",
+    origin: Mapping[str, str] | None = None,
+    source: str | Path | None = None,
+) -> str:
+    """The operator's message for a validation error: one line per key, what is wrong.
+
+    ``section`` prefixes the keys of a role section validated on its own (``notify``).
+    """
+    origin = origin or {}
     lines = ["invalid configuration" + (f" in {source}" if source else "") + ":"]
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
+        key = ".".join(str(part) for part in ((section,) if section else ()) + error["loc"])
         where = f"{key} (from {origin[key]})" if key in origin else key
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

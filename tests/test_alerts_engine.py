@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from alerts.config import RulesSettings
 from alerts.depletion import DischargeHistory, time_to_empty
 from alerts.verify import check
-from kordon.alerting_config import RulesSettings
-from kordon.alerting_model import AlertState, Matcher, fingerprint
 from kordon.app.verify import replay_scenario
+from kordon.model.alerts import AlertState, Matcher, fingerprint
 from kordon.storage.alert_store import AlertStore
 
 
@@ -79,7 +79,7 @@ def test_store_two_connections_ack_silence(tmp_path: Path) -> None:
     engine_side = AlertStore(tmp_path / "alerts.sqlite")
     api_side = AlertStore(tmp_path / "alerts.sqlite")
     version = engine_side.data_version()
-    from kordon.alerting_model import AlertRecord
+    from kordon.model.alerts import AlertRecord
 
     record = AlertRecord("f" * 16, {"alertname": "BatteryLow", "site": "chop"}, {},
                          AlertState.FIRING, 100.0, 130.0)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kordon.alerting_model import Matcher
+from kordon.model.alerts import Matcher
 from kordon.storage.alert_store import AlertStore
 from tests.alerts_env import UPS_ON_MAINS, Devices, alerts_process, ups_on_battery
 from tests.harness import InfluxServer, MosquittoServer, wait_until

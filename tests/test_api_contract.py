@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from kordon import metrics
-from kordon.alerting_model import AlertRecord, AlertState, fingerprint
+from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 from kordon.storage.alert_store import AlertStore
 from tests.api_env import TOKENS, RunningApi, api_settings, ups_payload, write_fleet
 from tests.collector_env import collector_process

@@ -14,7 +14,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from kordon.alerting_model import AlertRecord, AlertState, fingerprint
+from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.influx import InfluxClient
 from tests.api_env import TOKENS, RunningApi, api_settings, write_fleet, write_history

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from api.telemetry import HistoryQuery
-from kordon.alerting_model import AlertRecord, AlertState, fingerprint
+from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 from kordon.model.kinds import DeviceKind
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.influx import InfluxClient

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from alerts.config import RulesSettings
 from alerts.depletion import DischargeHistory
 from alerts.evaluate import battery_low, depletion_imminent, mains_power_lost
 from alerts.rules import RuleBook
 from alerts.tracker import DeviceState
-from kordon.alerting_config import RulesSettings
 from kordon.durations import approx_duration, time_left
 from kordon.model.kinds import DeviceKind
 

@@ -10,10 +10,40 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import Any, ClassVar
 
-from alerts.notify import DeliveryError
-from kordon.alerting_config import EmailReceiver
+from pydantic import Field, field_validator
+
+from alerts.notify.base import DeliveryError, Notifier, ReceiverConfig
+from kordon.durations import Duration
+
+
+class EmailConfig(ReceiverConfig):
+    """``email: {to: [...], from: ..., smarthost: host:port, username, password, ...}``."""
+
+    kind: ClassVar[str] = "email"
+    secrets: ClassVar[frozenset[str]] = frozenset({"password"})
+
+    to: list[str] = Field(..., min_length=1)
+    from_: str = Field("kordon@localhost", alias="from")
+    smarthost: str = Field(..., description="host:port of the SMTP server")
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = Field(True, description="upgrade with STARTTLS (required when offered)")
+    tls: bool = Field(False, description="implicit TLS (port 465) instead of STARTTLS")
+    verify_tls: bool = True
+    timeout: Duration = 10.0
+
+    @field_validator("smarthost")
+    @classmethod
+    def _smarthost(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("must be host:port, e.g. smtp.example.org:587")
+        return value
+
+    def notifier(self) -> Notifier:
+        return EmailNotifier(self)
 
 
 def render(payload: dict[str, Any]) -> tuple[str, str]:
@@ -55,7 +85,7 @@ def render(payload: dict[str, Any]) -> tuple[str, str]:
 
 
 class EmailNotifier:
-    def __init__(self, settings: EmailReceiver) -> None:
+    def __init__(self, settings: EmailConfig) -> None:
         self.settings = settings
         host, _, port = settings.smarthost.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)

@@ -7,16 +7,39 @@ was lost) can drop the repeat.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field, field_validator
 
-from alerts.notify import DeliveryError
-from kordon.alerting_config import WebhookReceiver
+from alerts.notify.base import DeliveryError, Notifier, ReceiverConfig
+from kordon.config import http_url
+from kordon.durations import Duration
+
+
+class WebhookConfig(ReceiverConfig):
+    """``webhook: {url: ..., headers: {...}, timeout: 10s, max_alerts: 0}``."""
+
+    kind: ClassVar[str] = "webhook"
+    # The URL too: webhook endpoints often carry their token in the path (Slack, Teams).
+    secrets: ClassVar[frozenset[str]] = frozenset({"url", "headers"})
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = 10.0
+    max_alerts: int = Field(0, ge=0, description="0 sends every alert of the group")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return http_url(value)
+
+    def notifier(self) -> Notifier:
+        return WebhookNotifier(self)
 
 
 class WebhookNotifier:
-    def __init__(self, settings: WebhookReceiver) -> None:
+    def __init__(self, settings: WebhookConfig) -> None:
         self.settings = settings
         self._http = httpx.Client(
             timeout=settings.timeout,

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from alerts import config as alerts_config
 from api import cli as api_cli
 from bridges import cli as bridges_cli
 from kordon import __version__
@@ -57,14 +58,17 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    redacted = settings.model_dump(mode="json")
-    if redacted["influx"].get("token"):
-        redacted["influx"]["token"] = "***"
-    if redacted["influx"].get("password"):
-        redacted["influx"]["password"] = "***"
     import yaml
 
-    print(yaml.safe_dump(redacted, sort_keys=False), end="")
+    from alerts.config import printable
+    from kordon.redact import printable_settings
+
+    try:
+        sections = printable(settings)  # the alerts role validates its own sections
+    except ConfigError as exc:
+        print(f"kordon: {exc}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(printable_settings(settings, sections), sort_keys=False), end="")
     return 0
 
 
@@ -101,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
+        # The kernel keeps `rules` and `notify` as written; checking them here too means a
+        # mistake in them stops every command at start, not only the alerts role.
+        alerts_config.load(settings)
     except ConfigError as exc:
         print(f"kordon: {exc}", file=sys.stderr)
         return 2

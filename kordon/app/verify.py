@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from kordon.config import Settings
 
 if TYPE_CHECKING:
+    from alerts.config import NotifySettings, RulesSettings
     from alerts.replay import ReplayResult
-    from kordon.alerting_config import NotifySettings, RulesSettings
     from simulators.scenario import Scenario
 
 
@@ -63,12 +63,19 @@ def replay_scenario(
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.config import load
     from alerts.verify import Check, table, verify
+    from kordon.config import ConfigError
     from kordon.fleet import FleetError
     from simulators.engine import ScenarioRun
     from simulators.library import library
     from simulators.scenario import load_scenario
 
+    try:
+        rules = load(settings).rules
+    except ConfigError as exc:
+        print(f"kordon scenario verify: {exc}", file=sys.stderr)
+        return 2
     names = list(args.scenarios)
     if names == ["all"]:
         names = list(library())
@@ -87,7 +94,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         run = ScenarioRun(scenario)
         checks.extend(
             verify(
-                scenario.name, run.delivered(), scenario.expect, settings.rules,
+                scenario.name, run.delivered(), scenario.expect, rules,
                 start=run.start, end=run.end, fleet=scenario.fleet,
             )
         )

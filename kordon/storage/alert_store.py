@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kordon.alerting_model import Ack, AlertRecord, AlertState, Matcher, Silence
+from kordon.model.alerts import Ack, AlertRecord, AlertState, Matcher, Silence
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

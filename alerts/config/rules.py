@@ -1,8 +1,7 @@
-"""The ``rules`` and ``notify`` configuration sections (typed, validated at start).
+"""The ``rules`` section: which alerts are evaluated, with which thresholds and inhibitions.
 
-They live in the kernel next to :mod:`kordon.config`, which embeds them in ``Settings``, so a
-bad rule or route stops ``kordon run`` with a message naming the key, like every other
-section. The alert engine (``alerts/``) interprets them; docs/alerts.md is the reference.
+:func:`alerts.config.load` validates it when the alerts role is built, so a bad rule stops
+``kordon run --roles alerts`` with a message naming the key; docs/alerts.md is the reference.
 
 Rule thresholds have defaults for the contract alerts and can be overridden per device kind,
 site and device::
@@ -27,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from kordon.alerting_model import ALERT_NAMES, Matcher
 from kordon.durations import Duration
+from kordon.model.alerts import ALERT_NAMES, Matcher
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -189,131 +188,3 @@ class RulesSettings(_Section):
     inhibit: list[InhibitRuleSettings] = Field(
         default_factory=list, description="inhibit rules added to the built-in ones"
     )
-
-
-# --------------------------------------------------------------------------- notify
-
-
-class WebhookReceiver(_Section):
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = 10.0
-    max_alerts: int = Field(0, ge=0, description="0 sends every alert of the group")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-
-class EmailReceiver(_Section):
-    to: list[str] = Field(..., min_length=1)
-    from_: str = Field("kordon@localhost", alias="from")
-    smarthost: str = Field(..., description="host:port of the SMTP server")
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = Field(True, description="upgrade with STARTTLS (required when offered)")
-    tls: bool = Field(False, description="implicit TLS (port 465) instead of STARTTLS")
-    verify_tls: bool = True
-    timeout: Duration = 10.0
-
-    @field_validator("smarthost")
-    @classmethod
-    def _smarthost(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError("must be host:port, e.g. smtp.example.org:587")
-        return value
-
-
-class ReceiverSettings(_Section):
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    webhook: WebhookReceiver | None = None
-    email: EmailReceiver | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> ReceiverSettings:
-        if self.webhook is None and self.email is None:
-            raise ValueError(f"receiver {self.name!r} needs webhook: or email:")
-        return self
-
-
-class RouteSettings(_Section):
-    receiver: str | None = Field(None, description="default: the parent's receiver")
-    matchers: list[str] = Field(default_factory=list)
-    group_by: list[str] | None = None
-    group_wait: Duration | None = None
-    group_interval: Duration | None = None
-    repeat_interval: Duration | None = None
-    escalate_to: str | None = Field(None, description="receiver for unacknowledged critical alerts")
-    escalate_after: Duration | None = None
-    continue_: bool = Field(False, alias="continue")
-    routes: list[RouteSettings] = Field(default_factory=list)
-
-    @field_validator("matchers")
-    @classmethod
-    def _matchers(cls, values: list[str]) -> list[str]:
-        for value in values:
-            Matcher.parse(value)
-        return values
-
-
-class OutboxSettings(_Section):
-    retry_min: Duration = Field(1.0, gt=0)
-    retry_max: Duration = Field(60.0, gt=0, description="longest wait between attempts")
-    give_up_after: Duration = Field(86400.0, gt=0, description="drop undeliverable after this")
-    workers: int = Field(4, ge=1, le=64, description="deliveries in parallel")
-
-
-ROOT_DEFAULTS: dict[str, Any] = {
-    "group_by": ["site"],
-    "group_wait": 30.0,
-    "group_interval": 300.0,
-    "repeat_interval": 4 * 3600.0,
-    "escalate_after": 900.0,
-}
-
-
-class NotifySettings(_Section):
-    webhook_url: str | None = Field(
-        None, description="KORDON_WEBHOOK_URL: a webhook receiver named 'default'"
-    )
-    external_url: str = Field("", description="Kordon's URL, sent as externalURL")
-    receivers: list[ReceiverSettings] = Field(default_factory=list)
-    route: RouteSettings = RouteSettings()
-    outbox: OutboxSettings = OutboxSettings()
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value or None
-
-    def all_receivers(self) -> dict[str, ReceiverSettings]:
-        found = {r.name: r for r in self.receivers}
-        if self.webhook_url and "default" not in found:
-            found["default"] = ReceiverSettings(
-                name="default", webhook=WebhookReceiver(url=self.webhook_url)
-            )
-        return found
-
-    @model_validator(mode="after")
-    def _receivers_exist(self) -> NotifySettings:
-        names = [r.name for r in self.receivers]
-        if len(names) != len(set(names)):
-            raise ValueError("receiver names must be unique")
-        known = set(self.all_receivers())
-        stack = [("route", self.route)]
-        while stack:
-            where, route = stack.pop()
-            for name in (route.receiver, route.escalate_to):
-                if name is not None and name not in known:
-                    raise ValueError(
-                        f"{where}: receiver {name!r} is not defined; define it under "
-                        f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
-                    )
-            stack.extend((f"{where}.routes[{i}]", r) for i, r in enumerate(route.routes))
-        return self

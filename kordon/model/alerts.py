@@ -1,12 +1,12 @@
-"""Alert types shared by the alert engine and the API: labels, fingerprints, matchers, payloads.
+"""Alert types the alert store persists and the API reads: names, states, fingerprints,
+matchers, records, silences, acks.
 
-They live in the kernel because the API reads and writes alert state (acks, silences) through
-:mod:`kordon.storage.alert_store` and may not import the ``alerts`` role package. Everything
-here is plain data and pure functions, so both sides agree on what a fingerprint or a
-silence matcher means.
-
-The notification payload is the Prometheus Alertmanager webhook format, version 4, so an
-existing Alertmanager receiver (PagerDuty bridge, Matrix bot, ...) works unchanged.
+They are the narrow contract between the alert engine (``alerts/``), which writes alert state,
+and the API, which reads it and writes acks and silences through
+:mod:`kordon.storage.alert_store`; the API may not import the ``alerts`` role package. Everything
+here is plain data and pure functions, so both sides agree on what a fingerprint or a silence
+matcher means. Rules, routing and receivers are the engine's own business (``alerts/config``,
+``alerts/notify``).
 """
 
 from __future__ import annotations
@@ -239,76 +239,3 @@ class Ack:
     author: str
     comment: str
     at: float
-
-
-# --------------------------------------------------------------------------- webhook payload
-
-
-@dataclass(frozen=True, slots=True)
-class NotifiedAlert:
-    """An alert as it goes into one notification (a snapshot, so retries send the same)."""
-
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    status: str  # "firing" or "resolved"
-    starts_at: float
-    ends_at: float | None
-    fingerprint: str
-    generator_url: str = ""
-
-    def to_webhook(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
-            "startsAt": rfc3339(self.starts_at),
-            "endsAt": rfc3339(self.ends_at),
-            "generatorURL": self.generator_url,
-            "fingerprint": self.fingerprint,
-        }
-
-
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    common = dict(maps[0])
-    for other in maps[1:]:
-        for key in list(common):
-            if other.get(key) != common[key]:
-                del common[key]
-    return common
-
-
-def group_key(route_id: str, group_labels: Labels) -> str:
-    """Alertmanager's group key text: ``{route}:{label="value",...}``."""
-    inner = ",".join(f'{k}="{group_labels[k]}"' for k in sorted(group_labels))
-    return f"{route_id}:{{{inner}}}"
-
-
-def webhook_payload(
-    *,
-    receiver: str,
-    group_labels: Labels,
-    key: str,
-    alerts: list[NotifiedAlert],
-    external_url: str = "",
-    max_alerts: int = 0,
-) -> dict[str, Any]:
-    """The Alertmanager webhook body, version 4.
-
-    ``status`` is ``firing`` when at least one alert fires. With ``max_alerts`` the list is
-    cut and ``truncatedAlerts`` says how many were left out, as Alertmanager does.
-    """
-    shown = alerts[:max_alerts] if max_alerts > 0 else alerts
-    return {
-        "version": "4",
-        "groupKey": key,
-        "truncatedAlerts": len(alerts) - len(shown),
-        "status": "firing" if any(a.status == "firing" for a in alerts) else "resolved",
-        "receiver": receiver,
-        "groupLabels": dict(group_labels),
-        "commonLabels": _common([a.labels for a in alerts]),
-        "commonAnnotations": _common([a.annotations for a in alerts]),
-        "externalURL": external_url,
-        "alerts": [a.to_webhook() for a in shown],
-    }
