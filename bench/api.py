@@ -33,8 +33,8 @@ import yaml  # noqa: E402
 from bench.common import peak_rss_mb, start_servers  # noqa: E402
 from kordon.config import Settings  # noqa: E402
 from kordon.storage.influx import InfluxClient  # noqa: E402
-from tests.api_env import TOKENS, api_settings  # noqa: E402
 from tests.harness import KordonProcess, wait_until  # noqa: E402
+from tests.harness.api import TOKENS, api_settings  # noqa: E402
 
 KINDS = ("ups", "scanner", "radio")
 HISTORY_DEVICES = 20

@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.alerts_env import (  # noqa: E402
+from tests.harness import InfluxServer, MosquittoServer  # noqa: E402
+from tests.harness.alerts import (  # noqa: E402
     UPS_ON_MAINS,
     alerts_process,
     ups_on_battery,
     webhook_notify,
 )
-from tests.collector_env import collector_process  # noqa: E402
-from tests.harness import InfluxServer, MosquittoServer  # noqa: E402
+from tests.harness.collector import collector_process  # noqa: E402
 from tests.harness.mqtt import StreamPublisher  # noqa: E402
 from tests.harness.receivers import WebhookReceiver  # noqa: E402
 

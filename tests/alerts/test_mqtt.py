@@ -16,8 +16,8 @@ import pytest
 
 from kordon.alerting_model import Matcher
 from kordon.storage.alert_store import AlertStore
-from tests.alerts_env import UPS_ON_MAINS, Devices, alerts_process, ups_on_battery
 from tests.harness import InfluxServer, MosquittoServer, wait_until
+from tests.harness.alerts import UPS_ON_MAINS, Devices, alerts_process, ups_on_battery
 from tests.harness.receivers import SmtpReceiver, WebhookReceiver
 
 RADIO_MAINS = {"power.source": "mains", "battery.charge": 100.0, "supply.voltage": 54.0}

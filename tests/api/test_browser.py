@@ -19,12 +19,12 @@ import httpx
 import pytest
 
 from kordon.fleet import default_fleet_path
-from tests.api_env import TOKENS, RunningApi, api_settings
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from tests.harness.api import TOKENS, RunningApi, api_settings
+from tests.harness.collector import collector_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 SITE = "solotvyno"
 
 pytestmark = [

@@ -14,9 +14,9 @@ from prometheus_client.registry import Collector
 from kordon import metrics
 from kordon.alerting_model import AlertRecord, AlertState, fingerprint
 from kordon.storage.alert_store import AlertStore
-from tests.api_env import TOKENS, RunningApi, api_settings, ups_payload, write_fleet
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, wait_until
+from tests.harness.api import TOKENS, RunningApi, api_settings, ups_payload, write_fleet
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import Publisher
 
 PROBLEM = "application/problem+json"

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from kordon.alerting_model import AlertRecord, AlertState, fingerprint
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.influx import InfluxClient
-from tests.api_env import TOKENS, RunningApi, api_settings, write_fleet, write_history
 from tests.harness import InfluxServer, MosquittoServer
+from tests.harness.api import TOKENS, RunningApi, api_settings, write_fleet, write_history
 
 SITE = "schema-site"
 AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}

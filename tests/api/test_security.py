@@ -16,8 +16,8 @@ from kordon.model.kinds import DeviceKind
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.influx import InfluxClient
 from kordon.storage.telemetry import InfluxTelemetryStore
-from tests.api_env import TOKENS, RunningApi, api_settings, write_fleet, write_history
 from tests.harness import InfluxServer, MosquittoServer, wait_until
+from tests.harness.api import TOKENS, RunningApi, api_settings, write_fleet, write_history
 
 SITE = "sec-site"
 LABELS = {"alertname": "MainsPowerLost", "site": SITE, "device": "ups-1", "severity": "warning"}

@@ -25,10 +25,10 @@ from kordon.clock import WALL_CLOCK
 from kordon.config import MqttSettings
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
-from tests.alerts_env import alerts_process, webhook_notify
-from tests.bridges_env import BridgeProcess, NutServer
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, wait_until
+from tests.harness.alerts import alerts_process, webhook_notify
+from tests.harness.bridges import BridgeProcess, NutServer
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import Recorder
 from tests.harness.receivers import WebhookReceiver
 

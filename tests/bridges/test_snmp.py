@@ -17,8 +17,8 @@ import pytest
 from bridges.snmp.mib import to_metrics
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
-from tests.bridges_env import BridgeProcess, SnmpAgent, snmprec
 from tests.harness import MosquittoServer, wait_until
+from tests.harness.bridges import BridgeProcess, SnmpAgent, snmprec
 from tests.harness.mqtt import Recorder
 
 pytest.importorskip("snmpsim", reason="needs snmpsim (test extra)")

@@ -20,8 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.model.topics import DEADLETTER_TOPIC
 from kordon.storage.influx import InfluxClient, InfluxTarget
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import Publisher, Recorder
 
 MAX_PAYLOAD = 1024

@@ -11,8 +11,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import StreamPublisher
 
 

@@ -19,8 +19,8 @@ from collector.ingest import Ingest
 from collector.stats import CollectorStats
 from kordon.model.payload import DecodeLimits
 from kordon.model.topics import DEADLETTER_TOPIC
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, free_port, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import Publisher, Recorder
 
 NOW = 1_790_000_000.0

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import Publisher
 
 TS = 1_790_000_000  # 2026-09-21

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.collector_env import collector_process
+from tests.collector.test_faults import assert_all_stored_once, stored
 from tests.harness import InfluxServer, MosquittoServer, free_port, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import StreamPublisher
-from tests.test_collector_faults import assert_all_stored_once, stored
 
 
 def test_two_mqtt5_collectors_share_the_stream(

@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from kordon.config import ENV_OVERRIDES, load_settings
 from tests.harness import MosquittoServer, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 KORDON_VARIABLES = set(ENV_OVERRIDES) | {"KORDON_CONFIG"}
 KORDON_SERVICES = {"collector", "alerts", "api", "sim"}

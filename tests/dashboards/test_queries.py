@@ -29,8 +29,8 @@ import pytest
 from kordon.dashboards.check import all_panels
 from kordon.dashboards.locate import dashboard_files, dashboards_dir
 from kordon.storage.lineprotocol import encode_line
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import Publisher
 
 STEP = 60  # seconds between readings

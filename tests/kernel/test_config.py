@@ -11,7 +11,7 @@ import pytest
 
 from kordon.config import ENV_OVERRIDES, ConfigError, Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str, name: str = "kordon.yaml") -> Path:

@@ -22,8 +22,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.devices import check_password, hash_password, provision, read_passwd
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, MosquittoServer, wait_until
+from tests.harness.collector import collector_process
 
 FLEET = """\
 name: acl-test

@@ -28,8 +28,8 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.config import ConfigError, load_settings
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
+from tests.harness.collector import collector_process
 
 
 def _name(common: str) -> x509.Name:
