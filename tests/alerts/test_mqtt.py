@@ -12,12 +12,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from kordon.alerting_model import Matcher
 from kordon.storage.alert_store import AlertStore
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.alerts import UPS_ON_MAINS, Devices, alerts_process, ups_on_battery
+from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from tests.harness.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
 from tests.harness.receivers import SmtpReceiver, WebhookReceiver
 
 RADIO_MAINS = {"power.source": "mains", "battery.charge": 100.0, "supply.voltage": 54.0}
@@ -50,26 +48,19 @@ def _notify(hook: WebhookReceiver, smtp: SmtpReceiver | None = None, extra: str 
 """
 
 
-@pytest.fixture
-def hook() -> WebhookReceiver:
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
-
-
 def _seen(hook: WebhookReceiver, name: str, status: str, path: str = "/oncall") -> bool:
     return any(a[0] == name and a[2] == status for a in hook.alerts(path))
 
 
 def test_contract_alerts_fire_and_resolve(
     tmp_path: Path, own_mosquitto: MosquittoServer, influxdb: InfluxServer, database: str,
-    hook: WebhookReceiver, site: str,
+    hook: WebhookReceiver, site: str, make_alerts: MakeProcess, make_devices: MakeDevices,
 ) -> None:
     smtp = SmtpReceiver(tmp_path).start()
-    engine = alerts_process(tmp_path, own_mosquitto, _notify(hook, smtp), influx=influxdb,
-                            database=database)
+    engine = make_alerts(_notify(hook, smtp), mosquitto=own_mosquitto, influx=influxdb,
+                         database=database)
     engine.start(ready_line="alerts ready")
-    devices = Devices(own_mosquitto, site)
+    devices = make_devices(own_mosquitto)
     devices.add("ups", "ups-1", **UPS_ON_MAINS)
     devices.add("radio", "radio-1", **RADIO_MAINS)
     devices.add("scanner", "scanner-1", **SCANNER_MAINS)
@@ -130,16 +121,17 @@ def test_contract_alerts_fire_and_resolve(
 
 
 def test_silence_ack_and_escalation(
-    tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str
+    tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str,
+    make_alerts: MakeProcess, make_devices: MakeDevices,
 ) -> None:
     extra = (
         "    escalate_to: duty\n    escalate_after: 3s\n"
     )
     notify = _notify(hook, extra=extra).replace("repeat_interval: 1h", "repeat_interval: 2s")
-    engine = alerts_process(tmp_path, own_mosquitto, notify)
+    engine = make_alerts(notify, mosquitto=own_mosquitto)
     engine.start(ready_line="alerts ready")
     store = AlertStore.in_data_dir(tmp_path / "data")  # a second connection, as the API has
-    devices = Devices(own_mosquitto, site)
+    devices = make_devices(own_mosquitto)
     devices.add("ups", "ups-1", **UPS_ON_MAINS)
     devices.add("ups", "ups-2", **UPS_ON_MAINS)
     devices.add("radio", "radio-1", **RADIO_MAINS)
@@ -178,13 +170,14 @@ def test_silence_ack_and_escalation(
 
 
 def test_sigkill_mid_incident_no_duplicate_page_and_resolution_delivered(
-    tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str
+    tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str,
+    make_alerts: MakeProcess, make_devices: MakeDevices,
 ) -> None:
     # One group per alert, so every notification about ups-1 is about ups-1 alone.
     notify = _notify(hook, group_by="[site, alertname, device]")
-    engine = alerts_process(tmp_path, own_mosquitto, notify)
+    engine = make_alerts(notify, mosquitto=own_mosquitto)
     engine.start(ready_line="alerts ready")
-    devices = Devices(own_mosquitto, site)
+    devices = make_devices(own_mosquitto)
     devices.add("ups", "ups-1", **UPS_ON_MAINS)
     devices.add("ups", "ups-2", **UPS_ON_MAINS)
     devices.add("radio", "radio-1", **RADIO_MAINS)  # 2 of 3 on battery: no site alert
@@ -211,12 +204,13 @@ def test_sigkill_mid_incident_no_duplicate_page_and_resolution_delivered(
 
 
 def test_page_arrives_after_receiver_comes_back(
-    tmp_path: Path, own_mosquitto: MosquittoServer, site: str
+    tmp_path: Path, own_mosquitto: MosquittoServer, site: str,
+    make_alerts: MakeProcess, make_devices: MakeDevices,
 ) -> None:
     hook = WebhookReceiver()  # not started: the receiver is down
-    engine = alerts_process(tmp_path, own_mosquitto, _notify(hook))
+    engine = make_alerts(_notify(hook), mosquitto=own_mosquitto)
     engine.start(ready_line="alerts ready")
-    devices = Devices(own_mosquitto, site)
+    devices = make_devices(own_mosquitto)
     devices.add("ups", "ups-1", **UPS_ON_MAINS)
     devices.add("ups", "ups-2", **UPS_ON_MAINS)
     devices.add("radio", "radio-1", **RADIO_MAINS)
@@ -264,7 +258,8 @@ def _blackout_fleet() -> str:
 
 
 def test_site_blackout_of_20_devices_pages_once_not_20_times(
-    tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str
+    tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str,
+    make_alerts: MakeProcess,
 ) -> None:
     """A simulated blackout, published through the broker 60x faster than real time."""
     from simulators import ScenarioRun, load_scenario
@@ -277,7 +272,7 @@ def test_site_blackout_of_20_devices_pages_once_not_20_times(
     scenario = load_scenario(tmp_path / "blackout.yaml")
     assert len(scenario.fleet.sites["border"].devices) == 20
     notify = _notify(hook, group_by="[site]")
-    engine = alerts_process(tmp_path, own_mosquitto, notify)
+    engine = make_alerts(notify, mosquitto=own_mosquitto)
     engine.start(ready_line="alerts ready")
     from tests.harness.mqtt import Publisher
 

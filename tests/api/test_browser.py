@@ -19,9 +19,8 @@ import httpx
 import pytest
 
 from kordon.fleet import default_fleet_path
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
 from tests.harness.api import TOKENS, RunningApi, api_settings
-from tests.harness.collector import collector_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -37,9 +36,11 @@ pytestmark = [
 
 
 @pytest.fixture
-def api(tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer) -> Iterator[RunningApi]:
+def api(
+    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, make_collector: MakeProcess
+) -> Iterator[RunningApi]:
     database = f"browser_{time.time_ns() % 10**9}"
-    collector = collector_process(tmp_path, mosquitto, influxdb, database, client_id="br-coll")
+    collector = make_collector(database=database, client_id="br-coll")
     collector.start(ready_line="collector ready")
     settings = api_settings(tmp_path, mosquitto, influxdb, database, fleet=default_fleet_path())
     # The live engine measures `for` on the wall clock, and the scenario runs 360 times

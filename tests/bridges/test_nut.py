@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,9 @@ from kordon.clock import WALL_CLOCK
 from kordon.config import MqttSettings
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.alerts import alerts_process, webhook_notify
-from tests.harness.bridges import BridgeProcess, NutServer
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from tests.harness.alerts import webhook_notify
+from tests.harness.bridges import BridgeProcess, MakeBridge, MakeNutServer, NutServer
 from tests.harness.mqtt import Recorder
 from tests.harness.receivers import WebhookReceiver
 
@@ -109,13 +107,6 @@ def _last_status(recorder: Recorder, device: str) -> str | None:
     return seen[-1] if seen else None
 
 
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
-
-
 # ---------------------------------------------------------------------------- protocol
 
 
@@ -127,9 +118,9 @@ def test_words_round_trip_through_nut_quoting() -> None:
 
 
 def test_protocol_against_real_upsd(tmp_path: Path, mosquitto: MosquittoServer,
-                                    site: str) -> None:
+                                    site: str, make_nut_server: MakeNutServer) -> None:
     users = "[monitor]\n  password = s3cret\n  upsmon secondary\n"
-    nut = NutServer(tmp_path, {"alpha": STEADY, "beta": STEADY}, users=users).start()
+    nut = make_nut_server({"alpha": STEADY, "beta": STEADY}, users=users).start()
 
     async def talk() -> None:
         client = await NutClient.connect("127.0.0.1", nut.port, timeout=5,
@@ -220,15 +211,15 @@ def test_unusual_nut_variables_still_pass_the_contract() -> None:
 
 def test_power_cut_through_the_real_pipeline(
     tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, database: str,
-    site: str, hook: WebhookReceiver,
+    site: str, hook: WebhookReceiver, make_collector: MakeProcess, make_alerts: MakeProcess,
+    make_nut_server: MakeNutServer, make_bridge: MakeBridge,
 ) -> None:
-    collector = collector_process(tmp_path, mosquitto, influxdb, database,
-                                  client_id=f"coll-{site}")
+    collector = make_collector(client_id=f"coll-{site}")
     notify = webhook_notify(
         hook.url("/oncall"), "200ms", "  outbox: {retry_min: 200ms, retry_max: 1s}\n", "500ms"
     )
-    engine = alerts_process(tmp_path, mosquitto, notify, rules=RULES, influx=influxdb,
-                            database=database, name=f"alerts-{site}")
+    engine = make_alerts(notify, rules=RULES, influx=influxdb, database=database,
+                         name=f"alerts-{site}")
     collector.start()
     engine.start()
     status = Recorder(mosquitto.host, mosquitto.port, f"kordon/v1/{site}/ups/+/status")
@@ -239,11 +230,11 @@ def test_power_cut_through_the_real_pipeline(
     try:
         wait_until(lambda: "collector ready" in collector.log_text(), 30, what="collector")
         wait_until(lambda: "alerts ready" in engine.log_text(), 30, what="alerts")
-        nut = NutServer(tmp_path / "nut", {"main": OUTAGE, "spare": STEADY}).start()
-        bridge = BridgeProcess(
+        nut = make_nut_server({"main": OUTAGE, "spare": STEADY}, folder=tmp_path / "nut").start()
+        bridge = make_bridge(
             ["nut-bridge", "--nut", f"127.0.0.1:{nut.port}", "--site", site,
              "--ups", "main=ups-main", "--ups", "spare=ups-spare", "--interval", "500ms"],
-            mosquitto.url, tmp_path / "bridge",
+            tmp_path / "bridge",
         )
         bridge.start()
         for device in ("ups-main", "ups-spare"):

@@ -18,7 +18,7 @@ from bridges.snmp.mib import to_metrics
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
 from tests.harness import MosquittoServer, wait_until
-from tests.harness.bridges import BridgeProcess, SnmpAgent, snmprec
+from tests.harness.bridges import MakeBridge, MakeSnmpAgent, snmprec
 from tests.harness.mqtt import Recorder
 
 pytest.importorskip("snmpsim", reason="needs snmpsim (test extra)")
@@ -101,9 +101,10 @@ def _last_status(recorder: Recorder, device: str) -> str | None:
 
 
 def test_ups_mib_states_and_an_unreachable_agent(
-    tmp_path: Path, mosquitto: MosquittoServer, site: str
+    tmp_path: Path, mosquitto: MosquittoServer, site: str, make_snmp_agent: MakeSnmpAgent,
+    make_bridge: MakeBridge,
 ) -> None:
-    agent = SnmpAgent(tmp_path / "agent", RECORDINGS)
+    agent = make_snmp_agent(RECORDINGS)
     agent.start()
     target = f"127.0.0.1:{agent.port}"
     fast = ["--interval", "500ms", "--timeout", "500ms", "--retries", "0"]
@@ -117,8 +118,8 @@ def test_ups_mib_states_and_an_unreachable_agent(
     telemetry = Recorder(mosquitto.host, mosquitto.port, f"kordon/v1/{site}/ups/+/telemetry")
     status = Recorder(mosquitto.host, mosquitto.port, f"kordon/v1/{site}/ups/+/status")
     bridges = [
-        BridgeProcess(["snmp-bridge", "--target", target, "--site", site, "--ups-name", device,
-                       *credentials, *fast], mosquitto.url, tmp_path / device)
+        make_bridge(["snmp-bridge", "--target", target, "--site", site, "--ups-name", device,
+                     *credentials, *fast], tmp_path / device)
         for device, credentials in auth.items()
     ]
     try:

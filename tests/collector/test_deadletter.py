@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,8 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.model.topics import DEADLETTER_TOPIC
 from kordon.storage.influx import InfluxClient, InfluxTarget
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
 from tests.harness.mqtt import Publisher, Recorder
 
 MAX_PAYLOAD = 1024
@@ -41,15 +39,9 @@ def _forget_session(mosquitto: MosquittoServer, client_id: str) -> None:
 
 
 @pytest.fixture
-def collector(
-    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, database: str
-) -> Iterator[KordonProcess]:
+def collector(mosquitto: MosquittoServer, make_collector: MakeProcess) -> Iterator[KordonProcess]:
     client_id = f"dl-{uuid.uuid4().hex[:8]}"
-    process = collector_process(
-        tmp_path,
-        mosquitto,
-        influxdb,
-        database,
+    process = make_collector(
         client_id=client_id,
         extra_config=(
             f"  max_payload_bytes: {MAX_PAYLOAD}\n"

@@ -11,8 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
 from tests.harness.mqtt import StreamPublisher
 
 
@@ -40,8 +39,9 @@ def test_influxdb_down_for_20s_loses_nothing(
     own_influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
-    collector = collector_process(tmp_path, own_mosquitto, own_influxdb, database)
+    collector = make_collector(mosquitto=own_mosquitto, influxdb=own_influxdb)
     collector.start(ready_line="collector ready")
     stream = StreamPublisher(
         own_mosquitto.host, own_mosquitto.port, site, devices=50, rate=500
@@ -68,8 +68,9 @@ def test_collector_sigkill_loses_no_acknowledged_message(
     own_influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
-    collector = collector_process(tmp_path, own_mosquitto, own_influxdb, database)
+    collector = make_collector(mosquitto=own_mosquitto, influxdb=own_influxdb)
     collector.start(ready_line="collector ready")
     stream = StreamPublisher(
         own_mosquitto.host, own_mosquitto.port, site, devices=100, rate=2000
@@ -94,8 +95,9 @@ def test_mosquitto_restart_loses_nothing(
     own_influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
-    collector = collector_process(tmp_path, own_mosquitto, own_influxdb, database)
+    collector = make_collector(mosquitto=own_mosquitto, influxdb=own_influxdb)
     collector.start(ready_line="collector ready")
     stream = StreamPublisher(
         own_mosquitto.host, own_mosquitto.port, site, devices=50, rate=1000

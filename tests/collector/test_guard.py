@@ -19,8 +19,7 @@ from collector.ingest import Ingest
 from collector.stats import CollectorStats
 from kordon.model.payload import DecodeLimits
 from kordon.model.topics import DEADLETTER_TOPIC
-from tests.harness import InfluxServer, MosquittoServer, free_port, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, MakeProcess, MosquittoServer, free_port, wait_until
 from tests.harness.mqtt import Publisher, Recorder
 
 NOW = 1_790_000_000.0
@@ -130,6 +129,7 @@ def test_rogue_client_inventing_devices_is_refused_end_to_end(
     influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
     """A real collector with a guard of 5 new devices a minute, fed 40 invented device ids.
 
@@ -137,11 +137,8 @@ def test_rogue_client_inventing_devices_is_refused_end_to_end(
     """
     port = free_port()
     client_id = f"guard-{uuid.uuid4().hex[:8]}"
-    collector = collector_process(
-        tmp_path,
-        own_mosquitto,
-        influxdb,
-        database,
+    collector = make_collector(
+        mosquitto=own_mosquitto,
         client_id=client_id,
         extra_config=(
             f'  max_new_devices_per_minute: 5\n  max_batch: 3\n  metrics_addr: "127.0.0.1:{port}"\n'

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
 from tests.harness.mqtt import Publisher
 
 TS = 1_790_000_000  # 2026-09-21
 
 
 @pytest.fixture
-def collector(
-    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, database: str
-) -> Iterator[KordonProcess]:
-    process = collector_process(tmp_path, mosquitto, influxdb, database)
+def collector(make_collector: MakeProcess) -> Iterator[KordonProcess]:
+    process = make_collector()
     process.start(ready_line="collector ready")
     yield process
     assert process.stop() == 0, process.tail_log()

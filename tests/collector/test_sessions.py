@@ -8,8 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.collector.test_faults import assert_all_stored_once, stored
-from tests.harness import InfluxServer, MosquittoServer, free_port, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, MakeProcess, MosquittoServer, free_port, wait_until
 from tests.harness.mqtt import StreamPublisher
 
 
@@ -19,13 +18,10 @@ def test_two_mqtt5_collectors_share_the_stream(
     influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
-    first = collector_process(
-        tmp_path, own_mosquitto, influxdb, database, client_id="c-a", protocol="5"
-    )
-    second = collector_process(
-        tmp_path, own_mosquitto, influxdb, database, client_id="c-b", protocol="5"
-    )
+    first = make_collector(mosquitto=own_mosquitto, client_id="c-a", protocol="5")
+    second = make_collector(mosquitto=own_mosquitto, client_id="c-b", protocol="5")
     first.start(ready_line="collector ready")
     second.start(ready_line="collector ready")
     stream = StreamPublisher(
@@ -48,8 +44,9 @@ def test_collector_resubscribes_when_the_broker_lost_the_session(
     influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
-    collector = collector_process(tmp_path, own_mosquitto, influxdb, database)
+    collector = make_collector(mosquitto=own_mosquitto)
     collector.start(ready_line="collector ready")
     # SIGKILL: Mosquitto saves nothing, so it comes back without the collector's session.
     own_mosquitto.stop(signal.SIGKILL)
@@ -75,13 +72,10 @@ def test_metrics_endpoint_exposes_collector_counters(
     influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
     port = free_port()
-    collector = collector_process(
-        tmp_path,
-        mosquitto,
-        influxdb,
-        database,
+    collector = make_collector(
         client_id="c-metrics",
         extra_config=f'  metrics_addr: "127.0.0.1:{port}"\n',
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,10 @@ class Devices:
         self._stop.set()
         self._thread.join()
         self.publisher.close()
+
+
+MakeDevices = Callable[..., Devices]
+"""The type of the ``make_devices`` fixture (tests/alerts/conftest.py)."""
 
 
 UPS_ON_MAINS = {"ups.status": "OL", "battery.charge": 100.0, "battery.runtime": 1800.0,

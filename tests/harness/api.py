@@ -7,7 +7,6 @@ refresher, the SQLite alert store); tests talk to it over HTTP like any client.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from api.role import ApiRole
 from kordon.clock import WALL_CLOCK
 from kordon.config import Settings
 from kordon.storage.influx import InfluxClient
-from tests.harness import InfluxServer, MosquittoServer, free_port, wait_until
+from tests.harness import InfluxServer, MosquittoServer, free_port
 
 TOKENS = {
     "viewer": "kdn_test-viewer-token-0123456789abcdef",
@@ -94,11 +93,6 @@ class RunningApi:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
 
-def running_api(settings: Settings) -> Iterator[RunningApi]:
-    with RunningApi(settings) as api:
-        yield api
-
-
 def ups_payload(ts: float, seq: int, status: str, charge: float, runtime: float) -> bytes:
     return orjson.dumps(
         {
@@ -131,8 +125,3 @@ def write_history(client: InfluxClient, site: str, device: str, hours: float, st
         client.write("\n".join(lines[start : start + 5000]).encode())
     return count
 
-
-def wait_for_rows(influxdb: InfluxServer, database: str, q: str, rows: int, timeout: float = 20):
-    return wait_until(
-        lambda: len(influxdb.query(q, database)) >= rows, timeout, what=f"{rows} rows for {q}"
-    )

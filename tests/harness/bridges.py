@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.harness import KordonProcess, free_port
@@ -206,3 +207,9 @@ class BridgeProcess(KordonProcess):
         if ready_line:
             wait_until(lambda: ready_line in self.log_text() or self._dead(), timeout,
                        what=f"bridge to log {ready_line!r}")
+
+
+MakeNutServer = Callable[..., NutServer]
+MakeSnmpAgent = Callable[..., SnmpAgent]
+MakeBridge = Callable[..., BridgeProcess]
+"""The types of the fixtures of tests/bridges/conftest.py."""

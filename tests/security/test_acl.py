@@ -22,8 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.devices import check_password, hash_password, provision, read_passwd
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
 
 FLEET = """\
 name: acl-test
@@ -140,14 +139,15 @@ def secured(tmp_path: Path) -> Any:
 
 
 def test_device_cannot_speak_for_others_and_nothing_reaches_influxdb(
-    secured: Any, tmp_path: Path, influxdb: InfluxServer, database: str
+    secured: Any, tmp_path: Path, influxdb: InfluxServer, database: str,
+    make_collector: MakeProcess,
 ) -> None:
     broker, creds, site, other = secured
     me = f"{site}/ups/ups-1"
     collector_url = broker.url.replace(
         "mqtt://", f"mqtt://kordon-collector:{creds['kordon-collector']}@"
     )
-    collector = collector_process(tmp_path, broker, influxdb, database, client_id="sec-col")
+    collector = make_collector(mosquitto=broker, client_id="sec-col")
     collector.env["KORDON_MQTT_URL"] = collector_url  # the read-only account
     collector.start(ready_line="collector ready")
     clients: list[Client] = []

@@ -28,8 +28,14 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.config import ConfigError, load_settings
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
-from tests.harness.collector import collector_process
+from tests.harness import (
+    InfluxServer,
+    KordonProcess,
+    MakeProcess,
+    MosquittoServer,
+    free_port,
+    wait_until,
+)
 
 
 def _name(common: str) -> x509.Name:
@@ -186,13 +192,11 @@ def test_collector_over_mutual_tls_stores_what_a_device_sent_over_tls(
     influxdb: InfluxServer,
     database: str,
     site: str,
+    make_collector: MakeProcess,
 ) -> None:
     broker, tls_port = tls_broker
-    collector = collector_process(
-        tmp_path,
-        broker,
-        influxdb,
-        database,
+    collector = make_collector(
+        mosquitto=broker,
         client_id="tls-collector",
         extra_config="",
     )
