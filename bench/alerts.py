@@ -11,7 +11,7 @@
    allocation growth divided by the device count. Targets: tick < 100 ms at 100,000
    devices, < 2 KB per device.
 
-Run: ``.venv/bin/python bench/alerts.py`` (about a minute).
+Run from the repository root: ``.venv/bin/python -m bench.alerts`` (about a minute).
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.config import NotifySettings, RulesSettings
 from alerts.engine import Engine

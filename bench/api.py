@@ -10,7 +10,7 @@ list (5,000 entries, about 1.6 MB of JSON) and of a 6-hour telemetry query (two 
 UPS with 10-second data, 60-second steps: 2 × 360 points), then requests per second with
 ``--clients`` concurrent clients. Targets: p99 < 50 ms (list), < 200 ms (history).
 
-    .venv/bin/python bench/api.py [--devices 5000] [--requests 1000] [--clients 8]
+    .venv/bin/python -m bench.api [--devices 5000] [--requests 1000] [--clients 8]
 """
 
 from __future__ import annotations
@@ -23,18 +23,14 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import httpx
+import yaml
 
-import httpx  # noqa: E402
-import yaml  # noqa: E402
-
-from bench.common import peak_rss_mb, start_servers  # noqa: E402
-from kordon.config import Settings  # noqa: E402
-from kordon.storage.influx import InfluxClient  # noqa: E402
-from tests.api_env import TOKENS, api_settings  # noqa: E402
-from tests.harness import KordonProcess, wait_until  # noqa: E402
+from bench.common import peak_rss_mb, start_servers
+from kordon.config import Settings
+from kordon.storage.influx import InfluxClient
+from tests.harness import KordonProcess, wait_until
+from tests.harness.api import TOKENS, api_settings
 
 KINDS = ("ups", "scanner", "radio")
 HISTORY_DEVICES = 20

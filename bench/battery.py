@@ -17,21 +17,17 @@ against the same truth (the observed time to empty); and the time ``learn`` take
 discharge. The truth the model can see is health x 0.976 (the simulator's capacity factor at
 22 °C), which is most of the systematic -2 points.
 
-Run: ``.venv/bin/python bench/battery.py`` (about a minute).
+Run: ``.venv/bin/python -m bench.battery`` (about a minute).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.battery import BatterySeed, learn
-from tests.battery_sim import nameplate_seed, partials, to_lb
+from tests.harness.battery_sim import nameplate_seed, partials, to_lb
 
 KINDS = {
     "LB": lambda h, load: to_lb(h, load),

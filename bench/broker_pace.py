@@ -6,7 +6,7 @@ publisher (one MQTT connection per device, QoS 1, the in-flight window) to each 
 the demo's three subscribers attached (collector and alerts at QoS 1, the API's live follower
 at QoS 0, each counting what it receives) or none, and prints messages per second.
 
-    .venv/bin/python bench/broker_pace.py [--messages 10000] [--window 2000]
+    .venv/bin/python -m bench.broker_pace [--messages 10000] [--window 2000]
 
 The amqtt broker runs in a process of its own (as in the demo it shares one with the roles:
 then it is slower still). Mosquitto is Debian's binary on a free port.
@@ -18,13 +18,10 @@ import argparse
 import multiprocessing
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import paho.mqtt.client as paho
 

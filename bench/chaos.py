@@ -1,7 +1,7 @@
 """Chaos, the long run, and the broker-queue window.
 
-    .venv/bin/python bench/chaos.py                 # the chaos scenario, InfluxDB down 60 s
-    .venv/bin/python bench/chaos.py --window        # how long may a collector stay away?
+    .venv/bin/python -m bench.chaos                 # the chaos scenario, InfluxDB down 60 s
+    .venv/bin/python -m bench.chaos --window        # how long may a collector stay away?
 
 The scenario is tests/chaos/scenario.py (the CI test runs it with a 15 s outage): 200 devices
 at 1 Hz, the collector SIGKILLed, InfluxDB stopped, the webhook receiver down, the alert
@@ -20,13 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.chaos.scenario import Durations, run_chaos  # noqa: E402
-from tests.chaos.window import measure  # noqa: E402
-from tests.harness import InfluxServer, MosquittoServer  # noqa: E402
+from tests.chaos.scenario import Durations, run_chaos
+from tests.chaos.window import measure
+from tests.harness import InfluxServer, MosquittoServer
 
 
 def main() -> int:

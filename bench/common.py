@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import threading
 import time
@@ -12,11 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.harness import InfluxServer, MosquittoServer  # noqa: E402
+from tests.harness import InfluxServer, MosquittoServer
 
 
 def start_servers(workdir: Path | None = None) -> tuple[MosquittoServer, InfluxServer, Path]:

@@ -16,28 +16,25 @@ After a warm-up, the collector's own counters are read over ``--seconds``:
   brings this to 0);
 - the collector's memory (VmRSS now, VmHWM peak) and the bridges' combined RSS.
 
-Usage: ``python bench/fleet.py [--seconds 60] [--per-site 50] [--warmup 20]``
+Usage: ``.venv/bin/python -m bench.fleet [--seconds 60] [--per-site 50] [--warmup 20]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import peak_rss_mb, scrape, start_servers
-from tests.bridges_env import BridgeProcess
-from tests.collector_env import kordon_env
 from tests.harness import KordonProcess, free_port, wait_until
+from tests.harness.bridges import BridgeProcess
+from tests.harness.collector import kordon_env
 from tests.harness.mqtt import Recorder
-from tests.nut_library import MISSING, LibraryServer, batches, dumps, library_root
+from tests.harness.nut_library import MISSING, LibraryServer, batches, dumps, library_root
 
 
 def rss_mb(pid: int) -> float:

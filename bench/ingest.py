@@ -13,7 +13,7 @@ backlog, so the figures compare like with like:
   counts until the last reading is queryable in InfluxDB.
 
 The backlog stays under Mosquitto 2.0.11's 65,535-message loss threshold (design brief).
-Usage: ``python bench/ingest.py [--messages 60000] [--batch-messages 6000] [--protocol 3.1.1]``
+Usage: ``python -m bench.ingest [--messages 60000] [--batch-messages 6000] [--protocol 3.1.1]``
 """
 
 from __future__ import annotations
@@ -31,15 +31,13 @@ from pathlib import Path
 import httpx
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import peak_rss_mb, publish_all, scrape, start_servers
 from collector import records
 from collector.ingest import Ingest
 from collector.stats import CollectorStats
 from kordon.model.payload import DecodeLimits
-from tests.collector_env import kordon_env
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port
+from tests.harness.collector import kordon_env
 
 DEVICES = 1000
 TS0 = 1_790_000_000

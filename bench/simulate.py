@@ -2,7 +2,7 @@
 
 Prints wall time, peak RSS, messages and file size. Target: under 30 s and 300 MB (2 cores).
 
-    .venv/bin/python bench/simulate.py [--devices 500] [--hours 24] [--out FILE] [--keep]
+    .venv/bin/python -m bench.simulate [--devices 500] [--hours 24] [--out FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kordon.fleet import (
     Fleet,

@@ -1,6 +1,6 @@
 """Soak: a steady stream for N minutes through the collector and the alert engine.
 
-    .venv/bin/python bench/soak.py --minutes 30 [--rate 2000]
+    .venv/bin/python -m bench.soak --minutes 30 [--rate 2000]
 
 2,000 UPS devices publish once a second each (2,000 msgs/s at QoS 1) into a real Mosquitto;
 ``kordon run --roles collector`` and ``kordon run --roles alerts`` run as child processes
@@ -31,20 +31,16 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.alerts_env import (  # noqa: E402
+from tests.harness import InfluxServer, MosquittoServer
+from tests.harness.alerts import (
     UPS_ON_MAINS,
     alerts_process,
     ups_on_battery,
     webhook_notify,
 )
-from tests.collector_env import collector_process  # noqa: E402
-from tests.harness import InfluxServer, MosquittoServer  # noqa: E402
-from tests.harness.mqtt import StreamPublisher  # noqa: E402
-from tests.harness.receivers import WebhookReceiver  # noqa: E402
+from tests.harness.collector import collector_process
+from tests.harness.mqtt import StreamPublisher
+from tests.harness.receivers import WebhookReceiver
 
 RULES = """rules:
   evaluation_interval: 200ms

@@ -1,15 +1,24 @@
-"""Fixtures that run real Mosquitto and InfluxDB processes on free loopback ports."""
+"""Fixtures shared by every area: real Mosquitto and InfluxDB processes on free loopback ports,
+Kordon's roles as child processes against them, and a webhook receiver.
+
+Each area's own fixtures are in its ``conftest.py`` (``tests/alerts/``, ``tests/bridges/``);
+plain helpers that benchmarks use too are in ``tests/harness/``.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness import InfluxServer, MosquittoServer
+from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer
+from tests.harness.alerts import alerts_process
+from tests.harness.collector import collector_process
 from tests.harness.processes import LIVE
+from tests.harness.receivers import WebhookReceiver
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +73,66 @@ def database() -> str:
 @pytest.fixture
 def site() -> str:
     return f"site-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    """A webhook receiver, started, for the test's notifications."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def make_collector(request: pytest.FixtureRequest, tmp_path: Path) -> MakeProcess:
+    """Make a collector process (not started) with a fast test configuration.
+
+    It uses the session's ``mosquitto`` and ``influxdb`` and the test's ``database`` unless
+    given others (``mosquitto=own_mosquitto``...), and keeps its files under ``tmp_path``
+    unless given a ``workdir``; other options are those of
+    :func:`tests.harness.collector.collector_process` (``client_id``, ``protocol``,
+    ``extra_config``). The autouse fixture above kills what a failed test left running.
+    """
+
+    def make(
+        *,
+        mosquitto: MosquittoServer | None = None,
+        influxdb: InfluxServer | None = None,
+        database: str | None = None,
+        workdir: Path | None = None,
+        **options: Any,
+    ) -> KordonProcess:
+        return collector_process(
+            workdir or tmp_path,
+            mosquitto or request.getfixturevalue("mosquitto"),
+            influxdb or request.getfixturevalue("influxdb"),
+            database or request.getfixturevalue("database"),
+            **options,
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_alerts(request: pytest.FixtureRequest, tmp_path: Path) -> MakeProcess:
+    """Make an alerts process (not started) with ``notify`` (a YAML section, see
+    :func:`tests.harness.alerts.webhook_notify`) and the fast test rules.
+
+    It uses the session's ``mosquitto`` unless given another, and keeps its files under
+    ``tmp_path``; other options are those of :func:`tests.harness.alerts.alerts_process`
+    (``influx``, ``database``, ``rules``, ``name``).
+    """
+
+    def make(
+        notify: str,
+        *,
+        mosquitto: MosquittoServer | None = None,
+        workdir: Path | None = None,
+        **options: Any,
+    ) -> KordonProcess:
+        return alerts_process(
+            workdir or tmp_path, mosquitto or request.getfixturevalue("mosquitto"), notify,
+            **options,
+        )
+
+    return make

@@ -29,15 +29,15 @@ from pathlib import Path
 
 import httpx
 
-from tests.alerts_env import (
+from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
+from tests.harness.alerts import (
     UPS_ON_MAINS,
     Devices,
     alerts_process,
     ups_on_battery,
     webhook_notify,
 )
-from tests.collector_env import collector_process
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import StreamPublisher
 from tests.harness.receivers import WebhookReceiver
 

@@ -20,8 +20,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.collector_env import collector_process
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
+from tests.harness.collector import collector_process
 from tests.harness.mqtt import StreamPublisher
 
 

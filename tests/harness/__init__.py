@@ -5,8 +5,15 @@ loopback port with its data in a temporary folder, waits until it answers, and c
 kill and restart it with the same data, which is what the fault tests need.
 """
 
-from tests.harness.processes import KordonProcess
+from tests.harness.processes import KordonProcess, MakeProcess
 from tests.harness.servers import InfluxServer, MosquittoServer, free_port
 from tests.harness.waiting import wait_until
 
-__all__ = ["InfluxServer", "KordonProcess", "MosquittoServer", "free_port", "wait_until"]
+__all__ = [
+    "InfluxServer",
+    "KordonProcess",
+    "MakeProcess",
+    "MosquittoServer",
+    "free_port",
+    "wait_until",
+]

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.harness.waiting import end_process, wait_until
@@ -74,3 +75,7 @@ class KordonProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+MakeProcess = Callable[..., KordonProcess]
+"""The type of the factory fixtures ``make_collector`` and ``make_alerts`` (tests/conftest.py)."""

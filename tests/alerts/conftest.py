@@ -1,0 +1,34 @@
+"""Fixtures of the alert tests: simulated devices that publish their state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import MosquittoServer
+from tests.harness.alerts import Devices, MakeDevices
+
+
+@pytest.fixture
+def make_devices(request: pytest.FixtureRequest) -> Iterator[MakeDevices]:
+    """Make a :class:`~tests.harness.alerts.Devices` publisher (not started) for the test's
+    ``site`` on the session's ``mosquitto`` unless given others; whatever still publishes at
+    the end of the test is stopped."""
+    made: list[Devices] = []
+
+    def make(
+        broker: MosquittoServer | None = None, site: str | None = None, period: float = 0.25
+    ) -> Devices:
+        devices = Devices(
+            broker or request.getfixturevalue("mosquitto"),
+            site or request.getfixturevalue("site"),
+            period,
+        )
+        made.append(devices)
+        return devices
+
+    yield make
+    for devices in made:
+        if devices._thread.is_alive():
+            devices.stop()
