@@ -95,6 +95,22 @@ class SiteUnreachableRule(RuleBase):
     min_devices: int = Field(2, ge=1, description="a site this small never counts as unreachable")
 
 
+class ScheduledOutageAtRiskRule(RuleBase):
+    """A UPS is forecast not to last through a scheduled cut (docs/schedules.md)."""
+
+    for_: Duration = Field(0.0, alias="for")
+    lead: Duration = Field(7200.0, ge=0, description="raise this long before the cut starts")
+    margin: float = Field(
+        5.0, ge=0, le=100,
+        description="% of the battery left when the grid returns below which it is at risk",
+    )
+    trust_generator: bool = Field(
+        True, description="at a site with a generator the battery only bridges its start"
+    )
+    horizon: Duration = Field(36 * 3600.0, gt=0, description="cuts this far ahead are forecast")
+    step: Duration = Field(60.0, gt=0, description="re-forecast at most this often (stream time)")
+
+
 RULE_MODELS: dict[str, type[RuleBase]] = {
     "MainsPowerLost": MainsPowerLostRule,
     "SitePowerOutage": SitePowerOutageRule,
@@ -102,6 +118,7 @@ RULE_MODELS: dict[str, type[RuleBase]] = {
     "BatteryDepletionImminent": BatteryDepletionRule,
     "DeviceOffline": DeviceOfflineRule,
     "SiteUnreachable": SiteUnreachableRule,
+    "ScheduledOutageAtRisk": ScheduledOutageAtRiskRule,
 }
 assert set(RULE_MODELS) == set(ALERT_NAMES)
 
@@ -184,6 +201,7 @@ class RulesSettings(_Section):
     BatteryDepletionImminent: BatteryDepletionRule = BatteryDepletionRule()
     DeviceOffline: DeviceOfflineRule = DeviceOfflineRule()
     SiteUnreachable: SiteUnreachableRule = SiteUnreachableRule()
+    ScheduledOutageAtRisk: ScheduledOutageAtRiskRule = ScheduledOutageAtRiskRule()
     overrides: list[RuleOverride] = Field(default_factory=list)
     inhibit: list[InhibitRuleSettings] = Field(
         default_factory=list, description="inhibit rules added to the built-in ones"

@@ -210,3 +210,20 @@ class ScheduleBuilder:
             updated_at,
             self.timezone,
         )
+
+
+def shifted(schedule: Schedule, seconds: float) -> Schedule:
+    """The same schedule ``seconds`` later (a scenario run started at another time)."""
+    return Schedule(
+        {
+            group: tuple(
+                GroupDay(d.day, d.start + seconds, d.end + seconds, d.status,
+                         tuple(replace(c, start=c.start + seconds, end=c.end + seconds)
+                               for c in d.cuts))
+                for d in days
+            )
+            for group, days in schedule.groups.items()
+        },
+        None if schedule.updated_at is None else schedule.updated_at + seconds,
+        schedule.timezone,
+    )
