@@ -2,14 +2,17 @@
 
 Method. A fleet of ``--groups`` queue groups x ``--sites`` sites, no generators, one UPS per
 site carrying a constant load (noisy, as the simulator draws it): GXT3-class units (2.7 kW)
-with batteries of 900-6000 Wh, health drawn from 100/80/60/45 % and loads of 20-70 % of rated,
+with batteries of 1.5-9 kWh, health drawn from 100/80/60/45 %, loads of 15-60 % of rated and
+chargers of 2-5 x the runtime (``recharge_ratio``), reporting every 30 s,
 so some ride through every cut, some never do and many depend on how much the cut before left
 them. Each group gets a random schedule over ``--days``: cuts of 2-4 h (on half hours, as the
 published tables say them), gaps of 1-6 h. The schedule is written as the operators' hourly
 table and read back through ``kordon.schedule`` (the JSON and iCalendar renderings of the same
 plan are checked to parse to the same schedule); the simulator plays it, and the real alert
 engine, fed the stream on its clock, forecasts against it with the default rule (lead 2 h,
-margin 5 %).
+margin 5 %). Every UPS has one earlier discharge in its history (a 30-minute blackout of the
+whole fleet in the first hour), as the battery model's own issue asks: a worn battery that has
+never been used cannot be known, by this forecast or by anyone.
 
 Truth per UPS and cut: the simulator's true state of charge at the cut's start and end, and
 whether the output went off (``OFF``) during the cut. Counted:
@@ -81,7 +84,7 @@ def draw_schedule(rng: random.Random, groups: int, days: int) -> PlanCuts:
     start = datetime.combine(FIRST, datetime.min.time()).replace(tzinfo=ZONE).timestamp()
     end = start + days * 86400.0
     for g in range(1, groups + 1):
-        t = start + 1800.0 * rng.randint(6, 20)  # the first cut from 03:00 to 10:00
+        t = start + 1800.0 * rng.randint(10, 20)  # the first cut from 05:00 to 10:00
         cuts = []
         while True:
             length = 1800.0 * rng.randint(4, 8)  # 2-4 h
@@ -109,12 +112,13 @@ def build(args: argparse.Namespace, tmp: Path) -> tuple[object, PlanCuts]:
     for g in range(1, args.groups + 1):
         for s in range(args.sites):
             health = rng.choice([1.0, 0.8, 0.6, 0.45])
-            wh = rng.choice([900, 1500, 2500, 4000, 6000])
-            load = rng.uniform(0.2, 0.7)
+            wh = rng.choice([1500, 3000, 4500, 6000, 9000])
+            load = rng.uniform(0.15, 0.6)
             sites[f"g{g}s{s}"] = {
                 "queue": 1, "schedule": {"source": "bench", "group": str(g)},
                 "devices": {"ups": {"kind": "ups", "battery_health": health, "battery_wh": wh,
-                                    "base_load_w": round(load * 2700.0)}},
+                                    "base_load_w": round(load * 2700.0), "interval": "30s",
+                                    "recharge_ratio": rng.choice([2, 3, 5])}},
             }
     fleet = {"name": "foresight-bench",
              "schedules": {"bench": {"url": "schedule.json", "format": "hourly"}},
@@ -123,7 +127,10 @@ def build(args: argparse.Namespace, tmp: Path) -> tuple[object, PlanCuts]:
     start = datetime.combine(FIRST, datetime.min.time()).replace(tzinfo=ZONE)
     scenario = {"name": "foresight-bench", "seed": args.seed, "fleet": "fleet.yaml",
                 "start": start.isoformat(), "duration": f"{args.days * 24}h",
-                "schedule": {"file": "schedule.json", "format": "hourly"}}
+                "schedule": {"file": "schedule.json", "format": "hourly"},
+                # one earlier discharge in every UPS's history, as issue 14 asks of the
+                # battery model: a worn battery cannot be known before it has been used
+                "timeline": [{"at": "10m", "grid_down": {"all": True, "for": "30m"}}]}
     (tmp / "scenario.yaml").write_text(yaml.safe_dump(scenario))
     return parse_scenario(read_yaml(tmp / "scenario.yaml")), plan
 
