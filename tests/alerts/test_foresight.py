@@ -135,3 +135,32 @@ def test_lead_time_and_disabling_are_configurable(tmp_path: Path) -> None:
     result = replay_scenario(scenario, off)  # type: ignore[arg-type]
     assert not [t for t in result.transitions
                 if t.labels["alertname"] == "ScheduledOutageAtRisk"]
+
+
+def test_alerts_role_reads_the_fleets_schedule_sources(tmp_path: Path) -> None:
+    """The live role builds the schedule service from the fleet file and hands it to the
+    engine (not started here: no broker needed to see the wiring)."""
+    from alerts.role import AlertsRole
+    from kordon.clock import WALL_CLOCK
+    from kordon.config import load_settings
+    from kordon.schedule import OutlookStatus
+
+    day = date(2024, 12, 18)
+    t0 = datetime(2024, 12, 18, tzinfo=KYIV).timestamp()
+    (tmp_path / "s.json").write_bytes(to_json({"3": [(t0 + 4 * H, t0 + 6 * H)]}, day, day))
+    fleet = {"name": "t", "schedules": {"dso": {"url": "s.json"}},
+             "sites": {"a": {"queue": 3, "schedule": {"source": "dso"},
+                             "devices": {"ups": {"kind": "ups"}}}}}
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(fleet))
+    settings = load_settings(None, {"KORDON_FLEET": str(tmp_path / "fleet.yaml"),
+                                    "KORDON_DATA_DIR": str(tmp_path / "data")})
+    role = AlertsRole(settings, WALL_CLOCK)
+    try:
+        assert role.schedules is not None and role.engine.foresight is not None
+        role.schedules.refresh_all()
+        outlook = role.schedules.outlook("a", t0 + H)
+        assert outlook.status is OutlookStatus.KNOWN and len(outlook.cuts) == 1
+        assert (tmp_path / "data" / "schedules" / "dso.data").exists()
+    finally:
+        role.store.close()
+        role.sender.store.close()
