@@ -183,10 +183,11 @@ BROWSER_ARGS = [
 
 @pytest.fixture
 def stream_api(
-    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer
+    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer,
+    make_collector: MakeProcess,
 ) -> Iterator[RunningApi]:
     database = f"browser_clock_{time.time_ns() % 10**9}"
-    collector = collector_process(tmp_path, mosquitto, influxdb, database, client_id="brc-coll")
+    collector = make_collector(database=database, client_id="brc-coll")
     collector.start(ready_line="collector ready")
     settings = api_settings(tmp_path, mosquitto, influxdb, database, fleet=default_fleet_path())
     try:
