@@ -34,6 +34,7 @@ import orjson
 from kordon.clock import Clock
 from kordon.fleet import Fleet
 from kordon.model.kinds import DeviceKind
+from kordon.model.nut import figure
 from kordon.model.payload import FieldValue, Reading
 from kordon.storage.telemetry import TelemetryStore
 from kordon.streamclock import StreamClocks
@@ -132,8 +133,7 @@ class DeviceState:
     def time_to_empty(self) -> float | None:
         """Seconds of battery left as the UPS predicts it (``battery.runtime``), if on battery
         or reported at all; radios report charge only."""
-        value = self.values.get("battery.runtime")
-        return float(value) if isinstance(value, int | float) else None
+        return figure("battery.runtime", self.values.get("battery.runtime"))
 
     def view(
         self,
@@ -156,7 +156,7 @@ class DeviceState:
             "last_seen": iso(self.last_seen_ns / 1e9) if self.last_seen_ns else None,
             "power_source": self.power_source(),
             "fed_by": self.fed_by,
-            "battery_charge": float(charge) if isinstance(charge, int | float) else None,
+            "battery_charge": figure("battery.charge", charge),
             "time_to_empty": self.time_to_empty(),
             "ups_status": str(status) if status is not None else None,
             "clock": clock if clock is not None else clock_view(now, None, 1.0),
