@@ -119,6 +119,13 @@ class HealthMetrics(Collector):
         }
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}
 
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Names only: the registry calls this at registration, before the role is built."""
+        for name, (help_text, _) in self.gauges.items():
+            yield GaugeMetricFamily(name, help_text)
+        for name, (help_text, _) in self.counters.items():
+            yield CounterMetricFamily(name, help_text)
+
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         for name, (help_text, read) in self.gauges.items():
             yield GaugeMetricFamily(name, help_text, value=read())
