@@ -21,6 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from alerts import config as alerting
 from alerts.annotations import AnnotationWriter
 from alerts.engine import Engine, Transition
+from alerts.ha import HighAvailability
 from alerts.outbox import OutboxSender
 from kordon.clock import Clock
 from kordon.config import ConfigError, Settings
@@ -71,6 +72,10 @@ class AlertsRole:
         self.sender = OutboxSender(
             AlertStore.in_data_dir(settings.data_dir), self.config.notify, clock.now
         )
+        # Alertmanager pushes, the Watchdog and readiness (/readyz): alerts/ha.py.
+        self.ha = HighAvailability(
+            self.config, self.store, self.engine, lambda: self.connected.is_set()
+        )
         self.client_id = settings.mqtt.client_id_for("alerts")
         self.client = make_client(settings.mqtt, self.client_id, persistent=False)
         self.client.on_connect = self._on_connect
@@ -88,6 +93,7 @@ class AlertsRole:
         if self.annotations is not None:
             self.annotations.start()
         self.sender.start()
+        self.ha.start()
         self._ticker.start()
         connect_async(self.client, self.settings.mqtt, persistent=False)
         self.client.loop_start()
@@ -98,6 +104,7 @@ class AlertsRole:
         self._stop.set()
         self._wake.set()
         self._ticker.join(timeout)
+        self.ha.stop()
         self.sender.stop(timeout)
         if self.annotations is not None:
             self.annotations.stop(min(timeout, 5.0))
@@ -116,6 +123,7 @@ class AlertsRole:
             log.error("MQTT connection refused: %s", reason)
             return
         self.connected.set()
+        self.ha.connected()
         client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
 
     def _on_subscribe(self, *_args: object) -> None:
@@ -126,6 +134,7 @@ class AlertsRole:
         log.warning("MQTT connection lost; reconnecting")
 
     def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
+        self.ha.message()
         try:
             with self._lock:
                 self.engine.handle(message.topic, message.payload, self.clock.now())
@@ -144,7 +153,8 @@ class AlertsRole:
                 with self._lock:
                     notes = self.engine.tick(self.clock.now())
                     due = self.engine.next_due()
-                if notes:
+                    queued = self.ha.after_tick(self.clock.now())
+                if notes or queued:
                     self.sender.wakeup.set()
             except Exception:
                 log.exception("alert evaluation failed; retrying")
