@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from alerts.battery.learn import BatteryModel, DischargeEvidence
 from alerts.battery.live import Unit
 from alerts.config.rules import ReplaceBatteryRule
-from kordon.durations import approx_duration
+from kordon.durations import approx_duration, format_duration
 
 Result = tuple[bool, dict[str, str]]
 
@@ -67,7 +67,7 @@ def replace_battery(
         if rule.autonomy and autonomy is not None and runtime < autonomy:
             reasons.append(
                 f"from full it lasts {approx_duration(runtime)} at today's load "
-                f"({unit.load:.0f}%), under the {approx_duration(autonomy)} the site requires"
+                f"({unit.load:.0f}%), under the {format_duration(autonomy)} the site requires"
             )
     if not reasons:
         return False, {}

@@ -76,6 +76,11 @@ class BatteryStore:
                 [(s, d, v, json.dumps(m, sort_keys=True), at, now) for s, d, v, m, at in rows],
             )
 
+    def data_version(self) -> int:
+        """Changes when another connection committed (the API's cue to re-read)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def models(self) -> list[StoredModel]:
         with self._lock:
             rows = self._db.execute(
@@ -85,5 +90,12 @@ class BatteryStore:
         return [StoredModel(s, d, v, json.loads(m), at, up) for s, d, v, m, at, up in rows]
 
     def model(self, site: str, device: str) -> StoredModel | None:
-        found = [m for m in self.models() if m.site == site and m.device == device]
-        return found[0] if found else None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT site, device, model_version, model, learned_at, updated_at FROM models "
+                "WHERE site = ? AND device = ?", (site, device)
+            ).fetchone()
+        if row is None:
+            return None
+        s, d, v, m, at, up = row
+        return StoredModel(s, d, v, json.loads(m), at, up)
