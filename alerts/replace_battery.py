@@ -48,8 +48,8 @@ def replace_battery(
     autonomy: float | None,
     name: str,
 ) -> Result:
-    if unit is None:
-        return False, {}
+    if unit is None or (unit.model is None and "RB" not in unit.flags):
+        return False, {}  # the common case, once per reading: nothing learned, no RB
     model = unit.model
     learned = model is not None and model.health_pct is not None and (
         model.confidence >= rule.min_confidence

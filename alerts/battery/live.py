@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
-from alerts.battery.curve import BatterySeed, RuntimeCurve
+from alerts.battery.curve import MIN_LOAD, BatterySeed, RuntimeCurve
 from alerts.battery.learn import (
     MODEL_VERSION,
     BatteryModel,
@@ -30,7 +30,7 @@ from alerts.battery.learn import (
     infer_blocks,
     rated_curve,
 )
-from alerts.battery.readings import Reading
+from alerts.battery.readings import Reading, _number, parse_flags
 from alerts.battery.segment import DEFAULT_MAX_GAP_S, Discharge
 from kordon.fleet import Fleet, UpsParams
 from kordon.model.battery import BATTERY_MEASUREMENT
@@ -91,8 +91,9 @@ class Unit:
     blocks: float | None = None
     evidence: tuple[DischargeEvidence, ...] = ()
     model: BatteryModel | None = None
-    last: Reading | None = None
-    last_online: Reading | None = None
+    last_time: float | None = None  # of the newest reading
+    last_was_online: bool = False
+    online_raw: tuple[float, dict[str, object]] | None = None  # the newest OL reading, raw
     mains: deque[Reading] | None = None
     current: list[Reading] | None = None
     before: Reading | None = None
@@ -176,31 +177,42 @@ class BatteryLearning:
 
     # ------------------------------------------------------------------ input
     def observe(self, site: str, device: str, when: float, fields: dict[str, object]) -> Unit:
-        """One UPS reading at its event time."""
+        """One UPS reading at its event time.
+
+        On mains (nearly always) this keeps the raw fields of the reading only: a
+        :class:`Reading` is built when a discharge opens (its ``before``) or the rated curve
+        is still being read from the firmware's table."""
         unit = self.unit(site, device)
-        r = Reading.from_metrics(when, fields)
-        last = unit.last
-        if last is not None and r.time <= last.time:
+        last_time = unit.last_time
+        if last_time is not None and when <= last_time:
             return unit  # a redelivery or an old reading: the discharge is a time series
-        if r.flags:
-            unit.flags = r.flags
-        if r.charge is not None:
-            unit.charge = r.charge
-        if r.load is not None:
-            if unit.load is None or last is None:
-                unit.load = r.load
+        flags = parse_flags(fields.get("ups.status"))
+        if flags:
+            unit.flags = flags
+        charge = _number(fields.get("battery.charge"))
+        if charge is not None:
+            unit.charge = charge
+        load = _number(fields.get("ups.load"))
+        if load is not None:
+            if unit.load is None or last_time is None:
+                unit.load = load
             else:
-                alpha = 1.0 - math.exp(-(r.time - last.time) / LOAD_TAU_S)
-                unit.load += alpha * (r.load - unit.load)
-        gap = last is not None and r.time - last.time > self.max_gap
+                alpha = 1.0 - math.exp(-(when - last_time) / LOAD_TAU_S)
+                unit.load += alpha * (load - unit.load)
+        gap = last_time is not None and when - last_time > self.max_gap
         if unit.current is not None and gap:
             self._finish(unit, "dark")
-        if r.on_battery:
+        on_battery = "OB" in flags
+        on_line = "OL" in flags and not on_battery
+        was_online, unit.last_time, unit.last_was_online = unit.last_was_online, when, on_line
+        if on_battery:
+            r = Reading.from_metrics(when, fields)
             if unit.current is None:
                 if r.output_off:
-                    unit.last = r
-                    return unit
-                before = unit.last_online if not gap and last is unit.last_online else None
+                    return unit  # output already off: nothing was discharged in this reading
+                before = None
+                if not gap and was_online and unit.online_raw is not None:
+                    before = Reading.from_metrics(*unit.online_raw)
                 unit.current, unit.before, unit.used = [], before, 0.0
                 full = before is not None and Discharge((r,), "open", before).started_full
                 c0 = before.charge if before is not None else r.charge
@@ -210,37 +222,39 @@ class BatteryLearning:
             unit.current.append(r)
             if r.output_off:
                 self._finish(unit, "off")
-        elif r.on_line:
+        elif on_line:
+            unit.online_raw = (when, fields)
             if unit.current is not None:
-                self._finish(unit, "mains", r)
-            unit.last_online = r
+                self._finish(unit, "mains", Reading.from_metrics(when, fields))
             if unit.mains is not None:
-                unit.mains.append(r)
+                unit.mains.append(Reading.from_metrics(when, fields))
         elif unit.current is not None:
-            unit.current.append(r)
-        unit.last = r
+            unit.current.append(Reading.from_metrics(when, fields))  # no status: its numbers
         return unit
 
     def _count(self, unit: Unit, r: Reading) -> None:
-        """The rated share drawn so far (live figure for depletion; analysis redoes it)."""
+        """The rated share drawn so far (live figure for depletion; analysis redoes it).
+        Only a unit with a learned model needs it; scalar math, once per reading on battery."""
         prev = unit.current[-1] if unit.current else unit.before
-        rated = unit.rated or rated_curve(unit.seed, ())[0]
-        if prev is None or r.load is None:
+        rated = unit.rated
+        if prev is None or r.load is None or rated is None:
             return
-        unit.used += (r.time - prev.time) / float(rated.at(r.load))
+        load = max(r.load, MIN_LOAD)
+        runtime = rated.runtime_s * (rated.reference_load / load) ** rated.exponent
+        unit.used += (r.time - prev.time) / runtime
 
     def sweep(self, now: float) -> list[tuple[str, str]]:
         """Close discharges whose UPS has been silent past ``max_gap`` (it went dark);
         returns the units whose model may have changed."""
         closed = []
         for unit in list(self._open.values()):
-            if unit.last is not None and now - unit.last.time > self.max_gap:
+            if unit.last_time is not None and now - unit.last_time > self.max_gap:
                 self._finish(unit, "dark")
                 closed.append((unit.site, unit.device))
         return closed
 
     def next_due(self) -> float | None:
-        due = [u.last.time + self.max_gap for u in self._open.values() if u.last is not None]
+        due = [u.last_time + self.max_gap for u in self._open.values() if u.last_time is not None]
         return min(due) + 1e-3 if due else None
 
     # ------------------------------------------------------------------ a discharge ended
