@@ -22,6 +22,7 @@ from alerts import config as alerting
 from alerts.annotations import AnnotationWriter
 from alerts.battery.live import BatteryLearning, Unit
 from alerts.engine import Engine, Transition
+from alerts.ha import HighAvailability
 from alerts.outbox import OutboxSender
 from kordon.clock import Clock
 from kordon.config import ConfigError, Settings
@@ -78,6 +79,10 @@ class AlertsRole:
         self.sender = OutboxSender(
             AlertStore.in_data_dir(settings.data_dir), self.config.notify, clock.now
         )
+        # Alertmanager pushes, the Watchdog and readiness (/readyz): alerts/ha.py.
+        self.ha = HighAvailability(
+            self.config, self.store, self.engine, lambda: self.connected.is_set()
+        )
         self.client_id = settings.mqtt.client_id_for("alerts")
         self.client = make_client(settings.mqtt, self.client_id, persistent=False)
         self.client.on_connect = self._on_connect
@@ -95,6 +100,7 @@ class AlertsRole:
         if self.annotations is not None:
             self.annotations.start()
         self.sender.start()
+        self.ha.start()
         self._ticker.start()
         connect_async(self.client, self.settings.mqtt, persistent=False)
         self.client.loop_start()
@@ -105,6 +111,7 @@ class AlertsRole:
         self._stop.set()
         self._wake.set()
         self._ticker.join(timeout)
+        self.ha.stop()
         self.sender.stop(timeout)
         if self.annotations is not None:
             self.annotations.stop(min(timeout, 5.0))
@@ -124,6 +131,7 @@ class AlertsRole:
             log.error("MQTT connection refused: %s", reason)
             return
         self.connected.set()
+        self.ha.connected()
         client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
 
     def _on_subscribe(self, *_args: object) -> None:
@@ -134,6 +142,7 @@ class AlertsRole:
         log.warning("MQTT connection lost; reconnecting")
 
     def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
+        self.ha.message()
         try:
             with self._lock:
                 self.engine.handle(message.topic, message.payload, self.clock.now())
@@ -152,7 +161,8 @@ class AlertsRole:
                 with self._lock:
                     notes = self.engine.tick(self.clock.now())
                     due = self.engine.next_due()
-                if notes:
+                    queued = self.ha.after_tick(self.clock.now())
+                if notes or queued:
                     self.sender.wakeup.set()
             except Exception:
                 log.exception("alert evaluation failed; retrying")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kordon.model.battery import curve_at, learned_time_to_empty, used_from_charge
+from kordon.model.nut import figure
 from kordon.storage.battery_store import BatteryStore, StoredModel
 
 
@@ -67,18 +68,17 @@ def learned_tte(model: Mapping[str, Any] | None, values: Mapping[str, Any]) -> f
     """Time to empty by the learned curve, from the UPS's latest load and charge."""
     if model is None:
         return None
-    load, charge = values.get("ups.load"), values.get("battery.charge")
-    if not isinstance(load, int | float) or isinstance(load, bool):
+    load = figure("ups.load", values.get("ups.load"))
+    if load is None:
         return None
-    used = used_from_charge(float(charge) if isinstance(charge, int | float) else None)
-    return learned_time_to_empty(model, float(load), used)
+    used = used_from_charge(figure("battery.charge", values.get("battery.charge")))
+    return learned_time_to_empty(model, load, used)
 
 
 def view(stored: StoredModel, values: Mapping[str, Any], device_id: str) -> dict[str, Any]:
     """One UPS's learned battery, at its latest load (``values``: its latest metrics)."""
     m = stored.model
-    load = values.get("ups.load")
-    load = float(load) if isinstance(load, int | float) and not isinstance(load, bool) else None
+    load = figure("ups.load", values.get("ups.load"))
     learned = m.get("health_pct") is not None
     runtime = curve_at(m["curve"], load) if learned and load is not None else None
     rated = curve_at(m["rated"], load) if load is not None else None
@@ -93,8 +93,7 @@ def view(stored: StoredModel, values: Mapping[str, Any], device_id: str) -> dict
         "load_pct": load,
         "runtime_at_load_s": runtime,
         "rated_runtime_at_load_s": rated,
-        "ups_runtime_s": values.get("battery.runtime")
-        if isinstance(values.get("battery.runtime"), int | float) else None,
+        "ups_runtime_s": figure("battery.runtime", values.get("battery.runtime")),
         "runtime_at_50_s": curve_at(m["curve"], 50.0),
         "exponent": float(m["curve"]["exponent"]),
         "rated_source": str(m.get("rated_source", "")),

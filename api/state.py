@@ -35,6 +35,7 @@ from api.battery import learned_tte
 from kordon.clock import Clock
 from kordon.fleet import Fleet
 from kordon.model.kinds import DeviceKind
+from kordon.model.nut import figure
 from kordon.model.payload import FieldValue, Reading
 from kordon.storage.telemetry import TelemetryStore
 from kordon.streamclock import StreamClocks
@@ -133,8 +134,7 @@ class DeviceState:
     def time_to_empty(self) -> float | None:
         """Seconds of battery left as the UPS predicts it (``battery.runtime``), if on battery
         or reported at all; radios report charge only."""
-        value = self.values.get("battery.runtime")
-        return float(value) if isinstance(value, int | float) else None
+        return figure("battery.runtime", self.values.get("battery.runtime"))
 
     def view(
         self,
@@ -165,7 +165,7 @@ class DeviceState:
             "last_seen": iso(self.last_seen_ns / 1e9) if self.last_seen_ns else None,
             "power_source": self.power_source(),
             "fed_by": self.fed_by,
-            "battery_charge": float(charge) if isinstance(charge, int | float) else None,
+            "battery_charge": figure("battery.charge", charge),
             "time_to_empty": tte,
             "time_to_empty_source": tte_source if tte is not None else None,
             "ups_status": str(status) if status is not None else None,

@@ -34,6 +34,7 @@ from alerts.battery.readings import Reading, _number, parse_flags
 from alerts.battery.segment import DEFAULT_MAX_GAP_S, Discharge
 from kordon.fleet import Fleet, UpsParams
 from kordon.model.battery import BATTERY_MEASUREMENT
+from kordon.model.nut import figure
 from kordon.storage.battery_store import BatteryStore
 from kordon.storage.lineprotocol import encode_line
 
@@ -189,10 +190,10 @@ class BatteryLearning:
         flags = parse_flags(fields.get("ups.status"))
         if flags:
             unit.flags = flags
-        charge = _number(fields.get("battery.charge"))
+        charge = figure("battery.charge", _number(fields.get("battery.charge")))
         if charge is not None:
             unit.charge = charge
-        load = _number(fields.get("ups.load"))
+        load = figure("ups.load", _number(fields.get("ups.load")))
         if load is not None:
             if unit.load is None or last_time is None:
                 unit.load = load

@@ -15,9 +15,10 @@ site and device::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,10 +27,19 @@ from pydantic import (
     model_validator,
 )
 
+from kordon.config import split_host_port
 from kordon.durations import Duration
 from kordon.model.alerts import ALERT_NAMES, Matcher
 
 Severity = Literal["info", "warning", "critical"]
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
 
 
 class _Section(BaseModel):
@@ -199,6 +209,10 @@ class RulesSettings(_Section):
     )
     write_influx: bool = Field(True, description="alert transitions to InfluxDB 'alerts'")
     influx_buffer: int = Field(10_000, ge=0, description="events kept while InfluxDB is down")
+    # Readiness of the engine (alerts/health.py): its own /metrics, /readyz and /healthz.
+    metrics_addr: HostPort | None = Field(None, description="host:port, e.g. 127.0.0.1:9102")
+    evaluation_stall: Duration = Field(30.0, gt=0, description="not ready: no evaluation since")
+    stream_stall: Duration = Field(120.0, ge=0, description="not ready: no message since (0: off)")
     MainsPowerLost: MainsPowerLostRule = MainsPowerLostRule()
     SitePowerOutage: SitePowerOutageRule = SitePowerOutageRule()
     BatteryLow: BatteryLowRule = BatteryLowRule()
