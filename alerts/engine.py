@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from alerts.battery.live import BatteryLearning
 from alerts.config import NotifySettings, RuleBase, RulesSettings
 from alerts.dispatch import Decisions, Dispatcher, Notification, build_routes
 from alerts.evaluate import (
@@ -30,11 +31,12 @@ from alerts.evaluate import (
 )
 from alerts.inhibit import Inhibitor
 from alerts.outbox import fan_out, targets_of
+from alerts.replace_battery import replace_battery
 from alerts.rules import PRIORITY, RuleBook
 from alerts.silence import Silencer
 from alerts.state import Alert, AlertKey
 from alerts.tracker import DeviceState, DeviceTracker, SiteState
-from kordon.fleet import Fleet
+from kordon.fleet import Fleet, UpsParams
 from kordon.model.alerts import AlertState
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import DecodeLimits, decode_telemetry
@@ -69,6 +71,7 @@ class Engine:
         fleet: Fleet | None = None,
         limits: DecodeLimits = _LIVE_LIMITS,
         on_transition: Callable[[Transition], None] | None = None,
+        battery: BatteryLearning | None = None,
     ) -> None:
         self.settings = rules
         self.notify = notify
@@ -76,6 +79,9 @@ class Engine:
         self.limits = limits
         self.rulebook = RuleBook(rules)
         self.tracker = DeviceTracker(fleet)
+        self.fleet = fleet
+        # Battery learning per UPS on the stream's clock (alerts/battery/live.py).
+        self.battery = battery if battery is not None else BatteryLearning(fleet)
         self.inhibitor = Inhibitor(rules.inhibit)
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
@@ -171,6 +177,9 @@ class Engine:
             for reading in readings:
                 state.apply(reading.fields)
                 update_depletion(state, reading.ts_ns / 1e9, rules)
+                if state.kind is DeviceKind.UPS:
+                    self.battery.observe(ref.site, ref.device, reading.ts_ns / 1e9,
+                                         reading.fields)
         self._evaluate_device(state, now)
         if state.offline != offline_before or state.grid_ok != grid_before:
             self._dirty_sites.add(state.site)
@@ -201,10 +210,36 @@ class Engine:
             key = ("BatteryDepletionImminent", site, device)
             current = self.alerts.get(key)
             firing = current is not None and current.state is AlertState.FIRING
-            active, notes = depletion_imminent(state, rules, firing)
+            unit = self.battery.units.get((site, device))
+            learned = None
+            if unit is not None and unit.model is not None:
+                tte = unit.learned_time_to_empty()
+                if tte is not None and unit.model.health_pct is not None:
+                    learned = (tte, f"its learned battery curve (health "
+                                    f"{unit.model.health_pct:.0f}%)")
+            active, notes = depletion_imminent(state, rules, firing, learned)
             self._set(key, rules.depletion, active, notes,
                       lambda: self._labels(key[0], rules.depletion, state), now)
+        if state.kind is DeviceKind.UPS and state.has_data:
+            self._evaluate_replace(state, rules.replace, now)
         self._evaluate_offline(state, now)
+
+    def _evaluate_replace(self, state: DeviceState, rule: RuleBase, now: float) -> None:
+        site, device = state.site, state.device
+        line = rule.health_below  # type: ignore[attr-defined]
+        autonomy = None
+        if self.fleet is not None:
+            params = self.fleet.sites.get(site)
+            ups = params.devices.get(device) if params is not None else None
+            if isinstance(ups, UpsParams) and "replace_battery_below" in ups.model_fields_set:
+                line = ups.replace_battery_below
+            autonomy = self.fleet.autonomy(site, device)
+        active, notes = replace_battery(
+            self.battery.units.get((site, device)), rule, line, autonomy,  # type: ignore[arg-type]
+            state.name,
+        )
+        self._set(("ReplaceBattery", site, device), rule, active, notes,
+                  lambda: self._labels("ReplaceBattery", rule, state), now)
 
     def _evaluate_offline(self, state: DeviceState, now: float) -> None:
         rule = self.rulebook.device(state.kind, state.site, state.device).offline
@@ -278,6 +313,7 @@ class Engine:
             self.tracker.next_deadline(),
             self.dispatcher.next_due(),
             self.silencer.next_change(self._last_tick),
+            self.battery.next_due(),
         ]
         for alert in self.alerts.values():
             candidates.append(alert.next_due())
@@ -312,6 +348,10 @@ class Engine:
         for state in self.tracker.sweep(now):
             self._evaluate_offline(state, now)
             self._dirty_sites.add(state.site)
+        for site, device in self.battery.sweep(now):
+            state = self.tracker.get(site, device)
+            if state is not None:
+                self._evaluate_device(state, now)
         for name in sorted(self._dirty_sites):
             site = self.tracker.sites.get(name)
             if site is not None:

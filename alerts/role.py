@@ -20,6 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from alerts import config as alerting
 from alerts.annotations import AnnotationWriter
+from alerts.battery.live import BatteryLearning, Unit
 from alerts.engine import Engine, Transition
 from alerts.ha import HighAvailability
 from alerts.outbox import OutboxSender
@@ -29,6 +30,7 @@ from kordon.fleet import FleetError, load_fleet
 from kordon.model.topics import STATUS_FILTER, TELEMETRY_FILTER
 from kordon.mqtt import connect_async, make_client
 from kordon.storage.alert_store import AlertStore
+from kordon.storage.battery_store import BatteryStore
 from kordon.storage.telemetry import open_telemetry_store
 
 log = logging.getLogger("alerts")
@@ -56,6 +58,10 @@ class AlertsRole:
                 create_database=settings.influx.create_database,
             )
         self._lock = threading.Lock()
+        # Learned battery models survive restarts (battery.sqlite); health over time goes to
+        # the telemetry store with the annotations (measurement battery_health).
+        self.battery_store = BatteryStore.in_data_dir(settings.data_dir)
+        battery = BatteryLearning(fleet, self.battery_store, on_model=self._on_battery_model)
         self.engine = Engine(
             self.config.rules,
             self.config.notify,
@@ -63,6 +69,7 @@ class AlertsRole:
             clock.now(),
             fleet=fleet,
             on_transition=self._on_transition,
+            battery=battery,
         )
         if not self.engine.receivers:
             log.warning(
@@ -110,6 +117,7 @@ class AlertsRole:
             self.annotations.stop(min(timeout, 5.0))
         self.store.close()
         self.sender.store.close()
+        self.battery_store.close()
         log.info("alerts stopped: %s", self.engine.counters)
 
     def healthy(self) -> bool:
@@ -175,6 +183,16 @@ class AlertsRole:
         )
         if self.annotations is not None:
             self.annotations.submit(event)
+
+
+    def _on_battery_model(self, unit: Unit, line: str) -> None:
+        model = unit.model
+        if model is not None and model.health_pct is not None:
+            log.info("battery %s/%s: health %.0f%% from %d discharges (confidence %.2f)",
+                     unit.site, unit.device, model.health_pct, model.discharges,
+                     model.confidence)
+        if self.annotations is not None:
+            self.annotations.submit_line(line)
 
 
 def build(settings: Settings, clock: Clock) -> AlertsRole:

@@ -92,6 +92,26 @@ class BatteryDepletionRule(RuleBase):
     )
 
 
+class ReplaceBatteryRule(RuleBase):
+    """A UPS's battery is worn: learned health under the line, learned runtime at today's load
+    under the required autonomy, or the UPS's own ``RB`` flag. See docs/alerts.md."""
+
+    for_: Duration = Field(0.0, alias="for")
+    keep_firing_for: Duration = Field(
+        1800.0, description="today's load moves; the autonomy condition must not flap with it"
+    )
+    health_below: float = Field(
+        80.0, gt=0, le=100,
+        description="learned capacity, % of rated (the fleet's replace_battery_below wins)",
+    )
+    min_confidence: float = Field(
+        0.25, ge=0, le=1,
+        description="evidence needed: one discharge to empty gives 0.78, one of 30 % 0.26",
+    )
+    autonomy: bool = Field(True, description="check the fleet's autonomy at today's load")
+    rb_flag: bool = Field(True, description="fire on the UPS's own RB (replace battery) flag")
+
+
 class DeviceOfflineRule(RuleBase):
     for_: Duration = Field(0.0, alias="for")
     intervals: float = Field(3.0, gt=0, description="missed telemetry intervals before offline")
@@ -112,6 +132,7 @@ RULE_MODELS: dict[str, type[RuleBase]] = {
     "BatteryDepletionImminent": BatteryDepletionRule,
     "DeviceOffline": DeviceOfflineRule,
     "SiteUnreachable": SiteUnreachableRule,
+    "ReplaceBattery": ReplaceBatteryRule,
 }
 assert set(RULE_MODELS) == set(ALERT_NAMES)
 
@@ -198,6 +219,7 @@ class RulesSettings(_Section):
     BatteryDepletionImminent: BatteryDepletionRule = BatteryDepletionRule()
     DeviceOffline: DeviceOfflineRule = DeviceOfflineRule()
     SiteUnreachable: SiteUnreachableRule = SiteUnreachableRule()
+    ReplaceBattery: ReplaceBatteryRule = ReplaceBatteryRule()
     overrides: list[RuleOverride] = Field(default_factory=list)
     inhibit: list[InhibitRuleSettings] = Field(
         default_factory=list, description="inhibit rules added to the built-in ones"
