@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -74,8 +75,21 @@ class _Device(_Model):
     model: str = ""
 
 
+class RatedRuntime(_Model):
+    """One point of the datasheet's runtime table: a new battery at 25 °C, from full."""
+
+    load: float = Field(gt=0, le=150, description="% of rated power")
+    runtime: Duration = Field(gt=0, description="time from full to empty at that load")
+
+
 class UpsParams(_Device):
-    """An online double-conversion UPS. Defaults: a 3 kVA unit fitted to the Liebert GXT3 table."""
+    """An online double-conversion UPS. Defaults: a 3 kVA unit fitted to the Liebert GXT3 table.
+
+    Battery learning (docs/alerts.md, ReplaceBattery): ``rated_runtime`` seeds the runtime curve
+    (two points fix NUT's power law; none: the UPS's own runtime table, read from what it
+    reports); ``replace_battery_below`` is the health line; ``autonomy`` overrides the site's;
+    evidence from before ``battery_installed`` is the old battery's and is not used.
+    """
 
     kind: Literal["ups"] = "ups"
     rated_power_w: float = Field(2700.0, gt=0)
@@ -90,6 +104,22 @@ class UpsParams(_Device):
     runtime_low: Duration = Field(180.0, description="battery.runtime.low")
     recharge_ratio: float = Field(10.0, gt=0, description="recharge time / discharge time")
     indoor: bool = Field(True, description="battery at indoor temperature, else outdoor")
+    firmware_rb: bool = Field(
+        True,
+        description="the firmware's self-test flags RB below 60 % capacity (false: it never "
+        "does, as on units whose self-test is off)",
+    )
+    rated_runtime: list[RatedRuntime] = Field(
+        default_factory=list, max_length=2, description="datasheet runtime at one or two loads"
+    )
+    replace_battery_below: float = Field(
+        80.0, gt=0, le=100,
+        description="learned health (% of rated capacity) that calls for a new battery",
+    )
+    autonomy: Duration | None = Field(
+        None, description="runtime this UPS must give at its load; default the site's"
+    )
+    battery_installed: date | None = Field(None, description="when the battery was fitted")
     fed_by: str = SITE_FEED
 
     @property
@@ -191,6 +221,10 @@ class Site(_Model):
     schedule: SiteSchedule | None = Field(
         None, description="outage-schedule source and group; none: the schedule is unknown"
     )
+    autonomy: Duration | None = Field(
+        None, description="runtime the site's UPS units must give at their load (e.g. 30m "
+        "for scanners); default none required"
+    )
     devices: dict[str, DeviceParams] = Field(default_factory=dict)
 
     @property
@@ -253,6 +287,16 @@ class Fleet(_Model):
     def fed_devices(self, site: str, ups: str) -> list[str]:
         """Devices whose power comes through the UPS: what goes dark when it runs flat."""
         return [name for name, p in self.sites[site].devices.items() if p.fed_by == ups]
+
+    def autonomy(self, site: str, device: str) -> float | None:
+        """Runtime the UPS must give at its load (its own override, else its site's)."""
+        site_conf = self.sites.get(site)
+        if site_conf is None:
+            return None
+        params = site_conf.devices.get(device)
+        if isinstance(params, UpsParams) and params.autonomy is not None:
+            return params.autonomy
+        return site_conf.autonomy
 
     def sites_in_queue(self, queue: int) -> list[str]:
         return [name for name, site in self.sites.items() if site.queue == queue]

@@ -15,9 +15,10 @@ site and device::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,10 +27,19 @@ from pydantic import (
     model_validator,
 )
 
+from kordon.config import split_host_port
 from kordon.durations import Duration
 from kordon.model.alerts import ALERT_NAMES, Matcher
 
 Severity = Literal["info", "warning", "critical"]
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
 
 
 class _Section(BaseModel):
@@ -82,6 +92,26 @@ class BatteryDepletionRule(RuleBase):
     )
 
 
+class ReplaceBatteryRule(RuleBase):
+    """A UPS's battery is worn: learned health under the line, learned runtime at today's load
+    under the required autonomy, or the UPS's own ``RB`` flag. See docs/alerts.md."""
+
+    for_: Duration = Field(0.0, alias="for")
+    keep_firing_for: Duration = Field(
+        1800.0, description="today's load moves; the autonomy condition must not flap with it"
+    )
+    health_below: float = Field(
+        80.0, gt=0, le=100,
+        description="learned capacity, % of rated (the fleet's replace_battery_below wins)",
+    )
+    min_confidence: float = Field(
+        0.25, ge=0, le=1,
+        description="evidence needed: one discharge to empty gives 0.78, one of 30 % 0.26",
+    )
+    autonomy: bool = Field(True, description="check the fleet's autonomy at today's load")
+    rb_flag: bool = Field(True, description="fire on the UPS's own RB (replace battery) flag")
+
+
 class DeviceOfflineRule(RuleBase):
     for_: Duration = Field(0.0, alias="for")
     intervals: float = Field(3.0, gt=0, description="missed telemetry intervals before offline")
@@ -119,6 +149,7 @@ RULE_MODELS: dict[str, type[RuleBase]] = {
     "DeviceOffline": DeviceOfflineRule,
     "SiteUnreachable": SiteUnreachableRule,
     "ScheduledOutageAtRisk": ScheduledOutageAtRiskRule,
+    "ReplaceBattery": ReplaceBatteryRule,
 }
 assert set(RULE_MODELS) == set(ALERT_NAMES)
 
@@ -195,6 +226,10 @@ class RulesSettings(_Section):
     )
     write_influx: bool = Field(True, description="alert transitions to InfluxDB 'alerts'")
     influx_buffer: int = Field(10_000, ge=0, description="events kept while InfluxDB is down")
+    # Readiness of the engine (alerts/health.py): its own /metrics, /readyz and /healthz.
+    metrics_addr: HostPort | None = Field(None, description="host:port, e.g. 127.0.0.1:9102")
+    evaluation_stall: Duration = Field(30.0, gt=0, description="not ready: no evaluation since")
+    stream_stall: Duration = Field(120.0, ge=0, description="not ready: no message since (0: off)")
     MainsPowerLost: MainsPowerLostRule = MainsPowerLostRule()
     SitePowerOutage: SitePowerOutageRule = SitePowerOutageRule()
     BatteryLow: BatteryLowRule = BatteryLowRule()
@@ -202,6 +237,7 @@ class RulesSettings(_Section):
     DeviceOffline: DeviceOfflineRule = DeviceOfflineRule()
     SiteUnreachable: SiteUnreachableRule = SiteUnreachableRule()
     ScheduledOutageAtRisk: ScheduledOutageAtRiskRule = ScheduledOutageAtRiskRule()
+    ReplaceBattery: ReplaceBatteryRule = ReplaceBatteryRule()
     overrides: list[RuleOverride] = Field(default_factory=list)
     inhibit: list[InhibitRuleSettings] = Field(
         default_factory=list, description="inhibit rules added to the built-in ones"

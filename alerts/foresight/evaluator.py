@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from alerts.battery import BatterySeed, Reading
+from alerts.battery import BatteryModel, BatterySeed, Reading
 from alerts.config.rules import ScheduledOutageAtRiskRule
 from alerts.foresight.forecast import CutForecast, forecast
 from alerts.foresight.watch import UpsWatch
@@ -27,6 +27,7 @@ from kordon.model.kinds import DeviceKind
 from kordon.schedule import Outlook, OutlookStatus, SiteSchedules
 
 RuleOf = Callable[[str, str], ScheduledOutageAtRiskRule]
+ModelOf = Callable[[str, str], BatteryModel | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,10 @@ class Finding:
 
 
 class Foresight:
-    def __init__(self, rule_of: RuleOf, fleet: Fleet | None, schedules: SiteSchedules) -> None:
+    def __init__(self, rule_of: RuleOf, fleet: Fleet | None, schedules: SiteSchedules,
+                 model_of: ModelOf | None = None) -> None:
         self.rule_of = rule_of
+        self.model_of = model_of
         self.fleet = fleet
         self.schedules = schedules
         self.zone = ZoneInfo(fleet.timezone if fleet is not None else "Europe/Kyiv")
@@ -107,7 +110,15 @@ class Foresight:
         params = self._params(site, device)
         seed = BatterySeed(peukert=params.peukert, blocks=params.blocks) if params else (
             BatterySeed())
-        return UpsWatch(site, device, seed, params.recharge_ratio if params else None, self.zone)
+        external = None
+        if self.model_of is not None:
+            model_of = self.model_of
+
+            def external() -> BatteryModel | None:
+                return model_of(site, device)
+
+        return UpsWatch(site, device, seed, params.recharge_ratio if params else None, self.zone,
+                        external)
 
     # ---------------------------------------------------------------- timing
     def due(self, now: float) -> bool:
@@ -146,7 +157,7 @@ class Foresight:
         generator = self._generator_bridge(watch.site)
         soc = watch.soc
         base = dict(site=watch.site, device=watch.device, soc_now=soc, load_pct=watch.load_now,
-                    health_pct=watch.model.health_pct if watch.model else None,
+                    health_pct=watch.current_model().health_pct,
                     generator=generator is not None)
         if outlook.status is not OutlookStatus.KNOWN or soc is None:
             reason = outlook.reason if outlook.status is not OutlookStatus.KNOWN else (

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,7 @@ class UpsWatch:
         "_readings",
         "_soc0",
         "device",
+        "external",
         "last_time",
         "model",
         "on_battery",
@@ -56,12 +58,14 @@ class UpsWatch:
     )
 
     def __init__(self, site: str, device: str, seed: BatterySeed, recharge_ratio: float | None,
-                 zone: ZoneInfo) -> None:
+                 zone: ZoneInfo,
+                 external: Callable[[], BatteryModel | None] | None = None) -> None:
         self.site = site
         self.device = device
         self.seed = seed
         self.recharge_ratio = recharge_ratio or DEFAULT_RECHARGE_RATIO
         self.zone = zone
+        self.external = external  # the engine's learned, stored model of this UPS
         self.model: BatteryModel | None = None
         self._learned_at = -math.inf
         self.soc: float | None = None
@@ -83,8 +87,13 @@ class UpsWatch:
         return self.current_model().runtime_s(load_pct)
 
     def current_model(self) -> BatteryModel:
-        """The learned model. Until a discharge gave evidence, the rated curve itself is read
-        from the firmware's estimates on mains, so it is relearned every half hour meanwhile."""
+        """The learned model: the engine's own (learned from every discharge and kept in the
+        battery store) once it has evidence; until then this UPS's readings here, the rated
+        curve read from the firmware's estimates on mains, relearned every half hour."""
+        if self.external is not None:
+            shared = self.external()
+            if shared is not None and shared.health_pct is not None:
+                return shared
         now = self.last_time if self.last_time is not None else 0.0
         stale = self.model is None or (
             self.model.discharges == 0 and now - self._learned_at >= RELEARN_S

@@ -29,6 +29,7 @@ ALERT_NAMES = (
     "BatteryDepletionImminent",
     "DeviceOffline",
     "ScheduledOutageAtRisk",
+    "ReplaceBattery",
 )
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not set" for endsAt
