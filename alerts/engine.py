@@ -41,6 +41,7 @@ from kordon.model.alerts import AlertState
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import DecodeLimits, decode_telemetry
 from kordon.model.topics import Channel, TopicError, parse_topic
+from kordon.schedule import SiteSchedules
 from kordon.storage.alert_store import AlertStore
 
 log = logging.getLogger("alerts.engine")
@@ -71,6 +72,7 @@ class Engine:
         fleet: Fleet | None = None,
         limits: DecodeLimits = _LIVE_LIMITS,
         on_transition: Callable[[Transition], None] | None = None,
+        schedules: SiteSchedules | None = None,
         battery: BatteryLearning | None = None,
     ) -> None:
         self.settings = rules
@@ -82,6 +84,7 @@ class Engine:
         self.fleet = fleet
         # Battery learning per UPS on the stream's clock (alerts/battery/live.py).
         self.battery = battery if battery is not None else BatteryLearning(fleet)
+        self.foresight = _foresight(self.rulebook, fleet, schedules, self._battery_model)
         self.inhibitor = Inhibitor(rules.inhibit)
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
@@ -180,6 +183,9 @@ class Engine:
                 if state.kind is DeviceKind.UPS:
                     self.battery.observe(ref.site, ref.device, reading.ts_ns / 1e9,
                                          reading.fields)
+                if self.foresight is not None:
+                    self.foresight.observe(state.site, state.kind, state.device,
+                                           reading.ts_ns / 1e9, reading.fields)
         self._evaluate_device(state, now)
         if state.offline != offline_before or state.grid_ok != grid_before:
             self._dirty_sites.add(state.site)
@@ -313,6 +319,7 @@ class Engine:
             self.tracker.next_deadline(),
             self.dispatcher.next_due(),
             self.silencer.next_change(self._last_tick),
+            self.foresight.next_due() if self.foresight is not None else None,
             self.battery.next_due(),
         ]
         for alert in self.alerts.values():
@@ -358,6 +365,25 @@ class Engine:
                 self._evaluate_site(site, now)
         self._dirty_sites.clear()
         self._reload()
+        if self.foresight is not None and self.foresight.due(now):
+            self._foresee(now)
+
+    def _battery_model(self, site: str, device: str):  # type: ignore[no-untyped-def]
+        """The engine's learned (and stored) battery model of a UPS, for the forecast."""
+        unit = self.battery.units.get((site, device))
+        return unit.model if unit is not None else None
+
+    def _foresee(self, now: float) -> None:
+        """ScheduledOutageAtRisk: each UPS's forecast against its site's scheduled cuts."""
+        assert self.foresight is not None
+        for found in self.foresight.evaluate(now):
+            state = self.tracker.get(found.site, found.device)
+            if state is None:
+                continue
+            self._set(("ScheduledOutageAtRisk", found.site, found.device), found.rule,
+                      found.active, found.annotations,
+                      lambda s=state, r=found.rule: self._labels("ScheduledOutageAtRisk", r, s),
+                      now)
 
     def _step(self, now: float) -> list[Transition]:
         """Move every alert through its life cycle, inhibitors first (PRIORITY)."""
@@ -428,3 +454,16 @@ class Engine:
     # ------------------------------------------------------------------ views
     def firing(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is AlertState.FIRING]
+
+
+def _foresight(rulebook: RuleBook, fleet: Fleet | None, schedules: SiteSchedules | None,
+               model_of):  # type: ignore[no-untyped-def]
+    """The schedule forecast, when the engine was given schedules (issue 15)."""
+    if schedules is None:
+        return None
+    from alerts.foresight.evaluator import Foresight
+
+    def rule_of(site: str, device: str):  # type: ignore[no-untyped-def]
+        return rulebook.rule("ScheduledOutageAtRisk", "ups", site, device)
+
+    return Foresight(rule_of, fleet, schedules, model_of)

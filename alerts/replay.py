@@ -19,6 +19,7 @@ from alerts.engine import Engine, Transition
 from kordon.fleet import Fleet
 from kordon.model.payload import DecodeLimits
 from kordon.model.rehearsal import TimedMessage
+from kordon.schedule import SiteSchedules
 from kordon.storage.alert_store import AlertStore
 
 # A replay has no broker in between, so the engine sees every message at its own event time;
@@ -43,6 +44,7 @@ def replay(
     end: float,
     fleet: Fleet | None = None,
     notify: NotifySettings | None = None,
+    schedules: SiteSchedules | None = None,
     battery: BatteryLearning | None = None,
 ) -> ReplayResult:
     """Run ``messages`` (from ``start`` to ``end``, epoch seconds) through a fresh engine.
@@ -56,7 +58,7 @@ def replay(
     store = AlertStore(":memory:")
     engine = Engine(
         rules, notify, store, start, fleet=fleet, limits=_REPLAY_LIMITS,
-        on_transition=result.transitions.append, battery=battery,
+        on_transition=result.transitions.append, battery=battery, schedules=schedules,
     )
 
     def tick_until(until: float, inclusive: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from functools import partial
+from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
@@ -29,6 +30,7 @@ from kordon.config import ConfigError, Settings
 from kordon.fleet import FleetError, load_fleet
 from kordon.model.topics import STATUS_FILTER, TELEMETRY_FILTER
 from kordon.mqtt import connect_async, make_client
+from kordon.schedule import ScheduleService
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.battery_store import BatteryStore
 from kordon.storage.telemetry import open_telemetry_store
@@ -49,6 +51,13 @@ class AlertsRole:
                 fleet = load_fleet(settings.fleet.file)
             except FleetError as exc:
                 raise ConfigError(f"fleet.file: {exc}") from None
+        # Outage schedules for ScheduledOutageAtRisk (issue 15): read on their own thread.
+        self.schedules: ScheduleService | None = None
+        if fleet is not None and fleet.schedules and settings.fleet.file is not None:
+            self.schedules = ScheduleService(
+                fleet, data_dir=Path(settings.data_dir),
+                base_dir=Path(settings.fleet.file).resolve().parent, clock=clock,
+            )
         self.store = AlertStore.in_data_dir(settings.data_dir)
         self.annotations: AnnotationWriter | None = None
         if self.config.rules.write_influx:
@@ -70,6 +79,7 @@ class AlertsRole:
             fleet=fleet,
             on_transition=self._on_transition,
             battery=battery,
+            schedules=self.schedules,
         )
         if not self.engine.receivers:
             log.warning(
@@ -101,6 +111,8 @@ class AlertsRole:
             self.annotations.start()
         self.sender.start()
         self.ha.start()
+        if self.schedules is not None:
+            self.schedules.start()
         self._ticker.start()
         connect_async(self.client, self.settings.mqtt, persistent=False)
         self.client.loop_start()
@@ -112,6 +124,8 @@ class AlertsRole:
         self._wake.set()
         self._ticker.join(timeout)
         self.ha.stop()
+        if self.schedules is not None:
+            self.schedules.stop()
         self.sender.stop(timeout)
         if self.annotations is not None:
             self.annotations.stop(min(timeout, 5.0))

@@ -32,6 +32,7 @@ PRIORITY: dict[str, int] = {
     "BatteryLow": 1,
     "MainsPowerLost": 2,
     "DeviceOffline": 2,
+    "ScheduledOutageAtRisk": 2,
     "ReplaceBattery": 3,
 }
 

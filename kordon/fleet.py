@@ -189,6 +189,28 @@ class RadioParams(_Device):
 DeviceParams = Annotated[UpsParams | ScannerParams | RadioParams, Field(discriminator="kind")]
 
 
+class ScheduleSourceParams(_Model):
+    """Where an outage schedule is published (fleet ``schedules:``; docs/schedules.md)."""
+
+    url: str = Field(
+        description="http(s):// URL, or a file path (relative to the fleet file's folder)"
+    )
+    format: Literal["auto", "json", "hourly", "ical"] = "auto"
+    refresh: Duration = Field(900.0, gt=0, description="how often the source is read again")
+    max_age: Duration = Field(
+        6 * 3600.0, gt=0, description="no good read for this long: the schedule is unknown"
+    )
+    group: str | None = Field(None, description="the group of a one-group feed (iCalendar)")
+    timezone: str | None = Field(None, description="the schedule's zone; default the fleet's")
+
+
+class SiteSchedule(_Model):
+    """A site's place in an outage schedule: which source, which queue group."""
+
+    source: str = Field(description="a name under the fleet's schedules:")
+    group: str | None = Field(None, description="queue group, e.g. '3.1'; default the queue")
+
+
 class Site(_Model):
     title: str = ""
     queue: int = Field(1, ge=1, le=12, description="rolling-outage queue of the site's feeder")
@@ -196,11 +218,21 @@ class Site(_Model):
     indoor_c: float = Field(22.0, description="equipment room temperature")
     grid: GridParams = GridParams()
     generator: GeneratorParams | None = None
+    schedule: SiteSchedule | None = Field(
+        None, description="outage-schedule source and group; none: the schedule is unknown"
+    )
     autonomy: Duration | None = Field(
         None, description="runtime the site's UPS units must give at their load (e.g. 30m "
         "for scanners); default none required"
     )
     devices: dict[str, DeviceParams] = Field(default_factory=dict)
+
+    @property
+    def schedule_group(self) -> str:
+        """The site's queue group in its schedule: ``schedule.group``, else the queue."""
+        if self.schedule is not None and self.schedule.group:
+            return self.schedule.group
+        return str(self.queue)
 
     @field_validator("devices")
     @classmethod
@@ -214,6 +246,9 @@ class Site(_Model):
 class Fleet(_Model):
     name: str = "fleet"
     timezone: str = "Europe/Kyiv"
+    schedules: dict[str, ScheduleSourceParams] = Field(
+        default_factory=dict, description="outage-schedule sources the sites refer to"
+    )
     sites: dict[str, Site]
 
     @field_validator("sites")
@@ -231,6 +266,12 @@ class Fleet(_Model):
         for site_name, site in self.sites.items():
             for device_name, device in site.devices.items():
                 _check_feed(site_name, site, device_name, device)
+            if site.schedule is not None and site.schedule.source not in self.schedules:
+                known = ", ".join(self.schedules) or "none declared under schedules:"
+                raise ValueError(
+                    f"sites.{site_name}.schedule.source: no schedule source "
+                    f"{site.schedule.source!r}; the fleet's sources: {known}"
+                )
         return self
 
     def devices(self) -> Iterator[DeviceEntry]:

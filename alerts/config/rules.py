@@ -125,6 +125,22 @@ class SiteUnreachableRule(RuleBase):
     min_devices: int = Field(2, ge=1, description="a site this small never counts as unreachable")
 
 
+class ScheduledOutageAtRiskRule(RuleBase):
+    """A UPS is forecast not to last through a scheduled cut (docs/schedules.md)."""
+
+    for_: Duration = Field(0.0, alias="for")
+    lead: Duration = Field(7200.0, ge=0, description="raise this long before the cut starts")
+    margin: float = Field(
+        5.0, ge=0, le=100,
+        description="% of the battery left when the grid returns below which it is at risk",
+    )
+    trust_generator: bool = Field(
+        True, description="at a site with a generator the battery only bridges its start"
+    )
+    horizon: Duration = Field(36 * 3600.0, gt=0, description="cuts this far ahead are forecast")
+    step: Duration = Field(60.0, gt=0, description="re-forecast at most this often (stream time)")
+
+
 RULE_MODELS: dict[str, type[RuleBase]] = {
     "MainsPowerLost": MainsPowerLostRule,
     "SitePowerOutage": SitePowerOutageRule,
@@ -132,6 +148,7 @@ RULE_MODELS: dict[str, type[RuleBase]] = {
     "BatteryDepletionImminent": BatteryDepletionRule,
     "DeviceOffline": DeviceOfflineRule,
     "SiteUnreachable": SiteUnreachableRule,
+    "ScheduledOutageAtRisk": ScheduledOutageAtRiskRule,
     "ReplaceBattery": ReplaceBatteryRule,
 }
 assert set(RULE_MODELS) == set(ALERT_NAMES)
@@ -219,6 +236,7 @@ class RulesSettings(_Section):
     BatteryDepletionImminent: BatteryDepletionRule = BatteryDepletionRule()
     DeviceOffline: DeviceOfflineRule = DeviceOfflineRule()
     SiteUnreachable: SiteUnreachableRule = SiteUnreachableRule()
+    ScheduledOutageAtRisk: ScheduledOutageAtRiskRule = ScheduledOutageAtRiskRule()
     ReplaceBattery: ReplaceBatteryRule = ReplaceBatteryRule()
     overrides: list[RuleOverride] = Field(default_factory=list)
     inhibit: list[InhibitRuleSettings] = Field(

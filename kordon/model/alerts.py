@@ -28,6 +28,7 @@ ALERT_NAMES = (
     "BatteryLow",
     "BatteryDepletionImminent",
     "DeviceOffline",
+    "ScheduledOutageAtRisk",
     "ReplaceBattery",
 )
 
