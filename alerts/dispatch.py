@@ -12,9 +12,10 @@ act on is not held for the next ``group_interval``. A firing alert more severe t
 the receiver was told about its group, or any new critical alert, and a critical alert the
 receiver was told about resolving, are sent ``urgent_wait`` after they happen (alerts that
 happen together still go together). A group whose alerts carry a ``material`` picture (the
-site incident) is sent again as an *update* when that picture changes, ``urgent_wait`` after
-the change but never sooner than ``update_interval`` after the group's previous notification,
-an interval that doubles with each update in a row, up to ``group_interval``. Everything else
+site incident) is sent again as an *update* when that picture gets worse, ``update_interval``
+after the first change it carries and never sooner than a gap after the group's previous
+notification that starts at ``update_interval`` and doubles with each update in a row, up to
+``group_interval``; good news rides with the next regular notification. Everything else
 keeps Alertmanager's timers, and nothing is sent twice: the log says what each receiver knows.
 
 The notification log (persisted) records what each receiver was last told per group: after
@@ -263,9 +264,13 @@ class Dispatcher:
             for a in group.alerts.values()
         )
         when: float | None = now + route.urgent_wait if urgent else None
-        if previous is not None and self._material_changed(group, route.receiver, firing):
+        if previous is not None and self._material_changed(
+            group, route.receiver, firing, worse_only=True
+        ):
             gap_ok = (group.last_sent or previous.sent_at) + self._gap(group, now)
-            update = max(now + route.urgent_wait, gap_ok)
+            # Changes within update_interval of the first are told together: a generator
+            # that stops is followed by every UPS reporting OB within a reporting interval.
+            update = max(now + min(route.update_interval, route.group_interval), gap_ok)
             when = update if when is None else min(when, update)
         if when is not None and (group.urgent_at is None or when < group.urgent_at):
             group.urgent_at = when
@@ -277,7 +282,12 @@ class Dispatcher:
             return min(route.update_interval, route.group_interval)
         return group.update_gap
 
-    def _material_changed(self, group: Group, receiver: str, firing: list[Alert]) -> bool:
+    def _material_changed(
+        self, group: Group, receiver: str, firing: list[Alert], worse_only: bool = False
+    ) -> bool:
+        """Whether the picture of an alert changed since the receiver was told it; with
+        ``worse_only``, whether it got worse: a picture that is a set of facts got a new one
+        (an opaque picture counts any change as worse)."""
         told = self.told_material.get((group.key, receiver))
         if told is None:
             # After a restart: what the receiver was told before is taken as current.
@@ -285,10 +295,24 @@ class Dispatcher:
                 a.fingerprint: a.material for a in firing if a.material is not None
             }
             return False
-        return any(
-            a.material is not None and a.fingerprint in told and told[a.fingerprint] != a.material
-            for a in firing
-        )
+        changed = False
+        for alert in firing:
+            now_, fp = alert.material, alert.fingerprint
+            if now_ is None:
+                continue
+            if fp not in told:
+                # Not told yet (a new alert is news anyway) or restored after a restart
+                # before its picture was known: its picture now is the baseline.
+                told[fp] = now_
+                continue
+            before = told[fp]
+            if before == now_:
+                continue
+            if not worse_only:
+                return True
+            if not (isinstance(now_, frozenset) and isinstance(before, frozenset)) or now_ - before:
+                changed = True
+        return changed
 
     def _visible(self, alert: Alert, held: set[str]) -> bool:
         return (
@@ -336,7 +360,7 @@ class Dispatcher:
             news = bool(firing_fps - told) or bool(tell_resolved)
             send = news
             if not send and previous is not None and self._material_changed(
-                group, route.receiver, firing
+                group, route.receiver, firing, worse_only=not regular
             ):
                 # An incident update: only once the gap since the last notification passed.
                 last = group.last_sent or previous.sent_at

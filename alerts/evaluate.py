@@ -255,7 +255,7 @@ def site_power_outage(site: SiteState, rules: SiteRules) -> Result:
     return True, incident.outage_texts(site, lost, sensors, bool(on_generator), bool(quorum))
 
 
-def site_material(site: SiteState) -> tuple[object, ...]:
+def site_material(site: SiteState) -> frozenset[tuple[str, ...]]:
     """What an update of the site's incident is sent for (see alerts.incident)."""
     return incident.material(site, bool(_on_generator(site)))
 

@@ -102,15 +102,18 @@ def picture(site: SiteState) -> tuple[list[tuple[str, str, str]], list[tuple[str
     return ups, dark
 
 
-def material(site: SiteState, on_generator: bool) -> tuple[object, ...]:
-    """What an incident update is sent for: grid or generator, a UPS starting to discharge,
-    running flat, going silent or back on mains, a device going dark or coming back."""
+def material(site: SiteState, on_generator: bool) -> frozenset[tuple[str, ...]]:
+    """The bad news an incident update is sent for, as facts: the site without a generator,
+    a UPS on battery, run flat or silent, a device dark. A new fact is worse news and is
+    sent within seconds; a fact that went away (a generator started, a UPS back on mains, a
+    device back) is good news that rides with the next regular notification."""
     ups, dark = picture(site)
-    return (
-        "generator" if on_generator else "grid",
-        tuple((name, status) for name, status, _ in ups),
-        tuple(name for name, _ in dark),
-    )
+    facts: set[tuple[str, ...]] = set()
+    if not on_generator:
+        facts.add(("no generator",))
+    facts.update((status, name) for name, status, _ in ups if status != "mains")
+    facts.update(("dark", name) for name, _ in dark)
+    return frozenset(facts)
 
 
 def outage_texts(

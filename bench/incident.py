@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import threading
 import time
 from collections import defaultdict
@@ -259,8 +260,9 @@ def figures(
                 lb - decisions[0] if lb is not None else 0.0,
             ))
         for device, when in sorted(incident.dark.items(), key=lambda kv: kv[1]):
+            told = re.compile(rf"\b{re.escape(device)} (ran flat|stopped|went silent)")
             named = next((a.at - when for a in mine
-                          if a.decided >= when and device in _incident_text(a.body)), None)
+                          if a.decided >= when and told.search(_incident_text(a.body))), None)
             f.dark.append((device, named))
         if incident.back is not None:
             after = [a for a in mine if a.decided >= incident.back and any(
