@@ -240,8 +240,7 @@ class Dispatcher:
                     group.next_flush = min(group.next_flush, now + min(1.0, route.group_interval))
                 elif due or sent:
                     group.next_flush = now + route.group_interval
-                if not waiting:
-                    group.urgent_at = None
+                group.urgent_at = None  # held back: the retry a second later carries it
             if not group.alerts:
                 del self.groups[key]
         return decided

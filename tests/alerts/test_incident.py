@@ -214,3 +214,15 @@ def _incident(body: dict) -> str:  # type: ignore[type-arg]
     return " ".join(a["annotations"].get("summary", "") + " " +
                     a["annotations"].get("description", "") for a in body["alerts"]
                     if a["labels"]["alertname"] == "SitePowerOutage")
+
+
+def test_an_urgent_send_held_by_a_pending_inhibitor_retries_without_spinning() -> None:
+    dispatcher = _dispatcher()
+    critical = _alert("BatteryDepletionImminent", "critical", "ups-1", 0.0)
+    dispatcher.add(critical, 0.0)
+    assert dispatcher.flush(0.0, lambda _a: False, set()).notifications == []
+    held = dispatcher.flush(5.0, lambda _a: False, {critical.fingerprint})
+    assert held.notifications == []
+    due = dispatcher.next_due()
+    assert due is not None and due > 5.0  # never a time already past: replay would spin
+    assert len(dispatcher.flush(due, lambda _a: False, set()).notifications) == 1
