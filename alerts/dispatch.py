@@ -237,7 +237,7 @@ class Dispatcher:
                 sent, waiting = self._flush_group(group, now, acked, held, decided, due)
                 if waiting:
                     # Held back by a pending inhibitor: looked at again a second later.
-                    group.next_flush = min(group.next_flush, now + min(1.0, route.group_interval))
+                    group.next_flush = now + min(1.0, route.group_interval)
                 elif due or sent:
                     group.next_flush = now + route.group_interval
                 group.urgent_at = None  # held back: the retry a second later carries it
@@ -346,7 +346,9 @@ class Dispatcher:
             firing = [a for a in firing if a.fingerprint in told_before
                       or _rank(a) >= 2 or _rank(a) > told_rank]
         resolved = [a for a in group.alerts.values() if a.state is AlertState.RESOLVED]
-        hold_back = any(
+        # A regular flush waits while an alert of the group waits for a pending inhibitor
+        # (then tells everything at once); an urgent send goes without the held alerts.
+        hold_back = regular and any(
             a.state is AlertState.FIRING and a.fingerprint in held for a in group.alerts.values()
         )
         out = decided.notifications
