@@ -25,6 +25,7 @@ from alerts.evaluate import (
     depletion_imminent,
     device_offline,
     mains_power_lost,
+    site_material,
     site_power_outage,
     site_unreachable,
     update_depletion,
@@ -154,8 +155,7 @@ class Engine:
             return
         tracker = self.tracker
         state = tracker.ensure(ref.site, ref.kind, ref.device, now, self._timeout_of)
-        offline_before = state.offline
-        grid_before = state.grid_ok
+        picture_before = state.picture()
         if ref.channel is Channel.STATUS:
             text = payload.strip()
             if text == b"offline":
@@ -187,9 +187,12 @@ class Engine:
                     self.foresight.observe(state.site, state.kind, state.device,
                                            reading.ts_ns / 1e9, reading.fields)
         self._evaluate_device(state, now)
-        if state.offline != offline_before or state.grid_ok != grid_before:
+        if state.picture() != picture_before:
             self._dirty_sites.add(state.site)
             self.wake = True
+        elif ("SitePowerOutage", state.site, "") in self.alerts:
+            # The incident text follows the site's running figures at the next tick.
+            self._dirty_sites.add(state.site)
 
     # ------------------------------------------------------------------ rules
     def _labels(self, name: str, rule: RuleBase, state: DeviceState) -> dict[str, str]:
@@ -267,6 +270,8 @@ class Engine:
                   lambda: {"alertname": "SitePowerOutage", "site": site.name,
                            "severity": rules.outage.severity}, now)
         outage = self.alerts.get(("SitePowerOutage", site.name, ""))
+        if outage is not None and outage.state is not AlertState.RESOLVED:
+            outage.material = site_material(site)
         active, notes = site_unreachable(site, rules, now)
 
         def labels() -> dict[str, str]:
@@ -308,6 +313,8 @@ class Engine:
         if active:
             alert.annotations = annotations
             alert.relabel(labels())
+        elif annotations:
+            alert.ended_notes = annotations
         if alert.condition != active or alert.restore_until is not None:
             self.wake = True
         alert.set_condition(active, now)

@@ -28,8 +28,11 @@ class DeviceState:
     """One device. ``__slots__`` keeps it near 300 bytes (see bench/alerts.py)."""
 
     __slots__ = (
+        "battery_since",
         "charge",
         "charging",
+        "dark_at",
+        "dark_end",
         "device",
         "eta",
         "fed_by",
@@ -40,8 +43,11 @@ class DeviceState:
         "interval",
         "kind",
         "last_seen",
+        "lb_at",
         "lb_flag",
+        "mains_at",
         "on_battery",
+        "output_off",
         "power_source",
         "rate",
         "runtime",
@@ -67,6 +73,7 @@ class DeviceState:
         self.seen_mains = False
         self.charging = False
         self.lb_flag = False
+        self.output_off = False  # UPS "OFF": its output is off (ran flat, or switched off)
         self.charge: float | None = None
         self.runtime: float | None = None
         self.input_voltage: float | None = None
@@ -75,6 +82,23 @@ class DeviceState:
         self.has_data = False  # telemetry since the engine started: power rules may judge
         self.eta: float | None = None  # seconds to empty, from the fit
         self.rate: float | None = None  # %/min
+        # What happened to its power, in event time (alerts.incident tells the story):
+        self.battery_since: float | None = None  # start of the current or last discharge
+        self.mains_at: float | None = None  # power back after that discharge
+        self.lb_at: float | None = None  # first LB flag of that discharge
+        self.dark_at: float | None = None  # it stopped for lack of power (UPS ran flat, ...)
+        self.dark_end: float | None = None  # power back after that
+
+    @property
+    def dark(self) -> bool:
+        """Out of power now: its own report (UPS ran flat, scanner unpowered) or silence
+        while its power was failing."""
+        return self.dark_at is not None and self.dark_end is None
+
+    def picture(self) -> tuple[object, ...]:
+        """What a site's incident text depends on, apart from running numbers: a change
+        re-evaluates the site at once."""
+        return (self.offline, self.grid_ok, self.on_battery, self.lb_flag, self.dark)
 
     @property
     def offline(self) -> bool:
@@ -94,6 +118,7 @@ class DeviceState:
                 flags = status.split()
                 self.on_battery = "OB" in flags
                 self.lb_flag = "LB" in flags
+                self.output_off = "OFF" in flags
                 self.charging = "CHRG" in flags or ("OL" in flags and "DISCHRG" not in flags)
                 self.grid_ok = not self.on_battery
                 if not self.on_battery:

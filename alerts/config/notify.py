@@ -86,6 +86,13 @@ class RouteSettings(_Section):
     repeat_interval: Duration | None = None
     escalate_to: str | None = Field(None, description="receiver for unacknowledged critical alerts")
     escalate_after: Duration | None = None
+    urgent_wait: Duration | None = Field(
+        None, description="a more severe or new critical alert, or a critical resolution, "
+        "is sent this long after it happens instead of at the next group_interval",
+    )
+    update_interval: Duration | None = Field(
+        None, description="least time between incident updates (doubles with each in a row)"
+    )
     continue_: bool = Field(False, alias="continue")
     routes: list[RouteSettings] = Field(default_factory=list)
 
@@ -121,6 +128,8 @@ ROOT_DEFAULTS: dict[str, Any] = {
     "group_interval": 300.0,
     "repeat_interval": 4 * 3600.0,
     "escalate_after": 900.0,
+    "urgent_wait": 5.0,
+    "update_interval": 20.0,
 }
 
 
