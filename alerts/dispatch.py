@@ -34,7 +34,7 @@ from typing import Any
 from alerts.config import ROOT_DEFAULTS, NotifySettings, RouteSettings
 from alerts.notify.payload import group_key, webhook_payload
 from alerts.state import Alert
-from kordon.model.alerts import AlertState, Matcher, matches_all
+from kordon.model.alerts import AlertState, Facts, Matcher, matches_all
 from kordon.storage.alert_store import NflogEntry
 
 
@@ -181,9 +181,11 @@ class Dispatcher:
         self.external_url = external_url
         self.groups: dict[str, Group] = {}
         self._routes_of: dict[str, list[Group]] = {}
-        # (group, receiver) -> fingerprint -> the material picture that receiver was told.
-        # Not persisted: after a restart the first look takes the current picture as told.
-        self.told_material: dict[tuple[str, str], dict[str, object]] = {}
+        # (group, receiver) -> fingerprint -> the material picture that receiver was told,
+        # kept in the nflog so that a restart compares with what was really told.
+        self.told_material: dict[tuple[str, str], dict[str, Facts]] = {
+            key: dict(entry.material) for key, entry in nflog.items()
+        }
 
     def add(self, alert: Alert, now: float) -> None:
         """An alert (re)entered firing; put it into the group of every route it matches."""
@@ -285,11 +287,10 @@ class Dispatcher:
         self, group: Group, receiver: str, firing: list[Alert], worse_only: bool = False
     ) -> bool:
         """Whether the picture of an alert changed since the receiver was told it; with
-        ``worse_only``, whether it got worse: a picture that is a set of facts got a new one
-        (an opaque picture counts any change as worse)."""
+        ``worse_only``, whether it got worse: the set of facts got a new one."""
         told = self.told_material.get((group.key, receiver))
         if told is None:
-            # After a restart: what the receiver was told before is taken as current.
+            # Told before this picture was kept in the nflog: take the current one as told.
             self.told_material[(group.key, receiver)] = {
                 a.fingerprint: a.material for a in firing if a.material is not None
             }
@@ -309,7 +310,7 @@ class Dispatcher:
                 continue
             if not worse_only:
                 return True
-            if not (isinstance(now_, frozenset) and isinstance(before, frozenset)) or now_ - before:
+            if now_ - before:
                 changed = True
         return changed
 
@@ -376,14 +377,16 @@ class Dispatcher:
                 send = True
             if send and not hold_back:
                 out.append(self._notification(route.receiver, group, firing + tell_resolved, now))
+                material = {
+                    a.fingerprint: a.material for a in firing if a.material is not None
+                }
                 entry = NflogEntry(
-                    firing_fps, frozenset(a.fingerprint for a in tell_resolved), now
+                    firing_fps, frozenset(a.fingerprint for a in tell_resolved), now,
+                    material,
                 )
                 self.nflog[(group.key, route.receiver)] = entry
                 decided.nflog.append((group.key, route.receiver, entry))
-                self.told_material[(group.key, route.receiver)] = {
-                    a.fingerprint: a.material for a in firing if a.material is not None
-                }
+                self.told_material[(group.key, route.receiver)] = dict(material)
                 if news:
                     group.update_gap = min(route.update_interval, route.group_interval)
                 else:  # an update in a row: the next may come only after twice as long

@@ -130,6 +130,14 @@ class Engine:
             log.info("restored %d firing alerts from the store", len(self.alerts))
             self.wake = True
 
+    def stream_live(self, now: float) -> None:
+        """The subscription is in place: restored alerts wait ``restore_grace`` from now, not
+        from the engine's start, for a slow start must not resolve them on no evidence."""
+        until = now + self.settings.restore_grace
+        for alert in self.alerts.values():
+            if alert.restore_until is not None and alert.restore_until < until:
+                alert.restore_until = until
+
     def _reload(self, force: bool = False) -> None:
         """Pick up silences and acks written by the API (another connection)."""
         version = self.store.data_version()
@@ -270,7 +278,11 @@ class Engine:
                   lambda: {"alertname": "SitePowerOutage", "site": site.name,
                            "severity": rules.outage.severity}, now)
         outage = self.alerts.get(("SitePowerOutage", site.name, ""))
-        if outage is not None and outage.state is not AlertState.RESOLVED:
+        if outage is not None and outage.state is not AlertState.RESOLVED and all(
+            state.has_data or state.offline for state in site.devices.values()
+        ):
+            # Only a whole picture: after a restart the devices report one by one, and a
+            # half-rebuilt picture compared with what was told would page the same news again.
             outage.material = site_material(site)
         active, notes = site_unreachable(site, rules, now)
 

@@ -149,6 +149,8 @@ class AlertsRole:
         client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
 
     def _on_subscribe(self, *_args: object) -> None:
+        with self._lock:
+            self.engine.stream_live(self.clock.now())
         log.info("alerts ready: subscribed to %s and %s", TELEMETRY_FILTER, STATUS_FILTER)
 
     def _on_disconnect(self, *_args: object) -> None:

@@ -11,7 +11,7 @@ re-pages nor silently drops an incident.
 from __future__ import annotations
 
 from alerts.notify.payload import NotifiedAlert
-from kordon.model.alerts import AlertRecord, AlertState, fingerprint
+from kordon.model.alerts import AlertRecord, AlertState, Facts, fingerprint
 
 AlertKey = tuple[str, str, str]  # (alertname, site, device or "")
 
@@ -68,7 +68,7 @@ class Alert:
         self.persisted = False
         # What an update of this alert's group is sent for when it changes (the site
         # incident, alerts.incident); None for alerts whose text only rides along.
-        self.material: object = None
+        self.material: Facts | None = None  # the incident's picture (alerts.incident)
         # The words for after: what happened, set while the condition is false, shown once
         # the alert resolves (so a resolved notice never repeats the last estimate).
         self.ended_notes: dict[str, str] | None = None
