@@ -138,6 +138,7 @@ class Group:
     labels: dict[str, str]
     next_flush: float
     alerts: dict[str, Alert] = field(default_factory=dict)
+    site: str = ""  # whose clock times the group: the site of the alert that formed it
 
 
 Acked = Callable[[Alert], bool]
@@ -157,6 +158,9 @@ class Dispatcher:
         self.external_url = external_url
         self.groups: dict[str, Group] = {}
         self._routes_of: dict[str, list[Group]] = {}
+        # A group's timers run on its site's clock (scenario time for a simulated site):
+        # site -> now, set by the engine; None: every group on the ``now`` given to flush.
+        self.clock_of: Callable[[str], float] | None = None
 
     def add(self, alert: Alert, now: float) -> None:
         """An alert (re)entered firing; put it into the group of every route it matches."""
@@ -166,7 +170,9 @@ class Dispatcher:
             key = group_key(route.id, labels)
             group = self.groups.get(key)
             if group is None:
-                group = self.groups[key] = Group(key, route, labels, now + route.group_wait)
+                group = self.groups[key] = Group(
+                    key, route, labels, now + route.group_wait, site=alert.labels.get("site", "")
+                )
             group.alerts[alert.fingerprint] = alert
             groups.append(group)
         self._routes_of[alert.fingerprint] = groups
@@ -175,9 +181,10 @@ class Dispatcher:
         for group in self._routes_of.pop(alert.fingerprint, []):
             group.alerts.pop(alert.fingerprint, None)
 
-    def next_due(self) -> float | None:
-        due = [g.next_flush for g in self.groups.values() if g.alerts]
-        for group in self.groups.values():
+    def next_due(self, include: Callable[[Group], bool] | None = None) -> float | None:
+        groups = [g for g in self.groups.values() if include is None or include(g)]
+        due = [g.next_flush for g in groups if g.alerts]
+        for group in groups:
             route = group.route
             if route.escalate_to is None:
                 continue
@@ -191,7 +198,7 @@ class Dispatcher:
                     due.append(alert.starts_at + route.escalate_after)
         return min(due) if due else None
 
-    def flush(self, now: float, acked: Acked, held: set[str]) -> Decisions:
+    def flush(self, at: float, acked: Acked, held: set[str]) -> Decisions:
         """Notify the groups that are due and escalate what waited too long.
 
         ``held`` are firing alerts a pending inhibitor holds back; ``acked`` says whether an
@@ -201,6 +208,7 @@ class Dispatcher:
         for key in list(self.groups):
             group = self.groups[key]
             route = group.route
+            now = at if self.clock_of is None else self.clock_of(group.site)
             if route.escalate_to:
                 self._escalate(group, now, acked, held, decided)
             if now >= group.next_flush:
