@@ -35,6 +35,21 @@ class Problem(_Out):
     instance: str | None = None
 
 
+class SiteClock(_Out):
+    """The time a site is judged on: the wall clock, or a live stream's scenario clock."""
+
+    source: Literal["wall", "stream"] = Field(
+        description="wall: real devices; stream: a live stream announced this site "
+        "(docs/simulators.md#stream-clock)"
+    )
+    stream: str | None = Field(description="the stream's id (null on the wall clock)")
+    now: str = Field(description="the site's time when this answer was built, RFC 3339")
+    speed: float = Field(
+        description="site seconds per wall second: 1 on the wall clock, the stream's speed "
+        "(0: held) on a stream; extrapolate now with it between polls"
+    )
+
+
 class Device(_Out):
     id: str = Field(description="site:device, unique across the fleet")
     site: str
@@ -52,6 +67,10 @@ class Device(_Out):
     battery_charge: float | None = Field(description="%")
     time_to_empty: float | None = Field(description="seconds of battery the UPS predicts")
     ups_status: str | None = Field(description="NUT ups.status flags")
+    clock: SiteClock = Field(
+        description="the clock of the device's site that state and last_seen are judged "
+        "on (as of the list's snapshot, at most about a second old)"
+    )
 
 
 class MetricValue(_Out):
@@ -98,6 +117,7 @@ class SiteAlerts(_Out):
 class Site(_Out):
     site: str
     title: str
+    clock: SiteClock
     in_fleet: bool
     power: SitePower
     power_text: str
@@ -201,6 +221,24 @@ class ScenarioRun(_Out):
     ended_at: str | None
     exit_code: int | None
     log: list[str] = Field(description="the run's last output lines (detail view only)")
+
+
+class ClockStream(_Out):
+    stream: str
+    state: Literal["running", "stopped", "stale"] = Field(
+        description="stale: nothing heard for max(5 s, 3 x every); its sites are back on "
+        "the wall clock"
+    )
+    sites: list[str] = Field(description="the sites the stream announced")
+    owns: list[str] = Field(description="the sites whose time it sets now")
+    speed: float = Field(description="scenario seconds per wall second (0: held)")
+    sim: str = Field(description="the stream's scenario time now (extrapolated), RFC 3339")
+    heard_ago: float = Field(description="wall seconds since its last announcement")
+
+
+class Clock(_Out):
+    wall: str = Field(description="the API's wall clock, RFC 3339")
+    streams: list[ClockStream] = Field(description="every stream clock the API has heard")
 
 
 class Principal(_Out):
