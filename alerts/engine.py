@@ -140,6 +140,8 @@ class Engine:
 
     # ------------------------------------------------------------------ restart
     def _restore(self, now: float) -> None:
+        # Sites once settled (a simulation played them): what came before is not news.
+        self.cutoff.update(self.store.settled_sites())
         for known in self.store.known_devices():
             try:
                 kind = DeviceKind(known.kind)
@@ -391,6 +393,7 @@ class Engine:
             ended.append(alert)
         decided = settle_notices(self.dispatcher, site, ended, switch.at)
         self.tracker.drop_site(site)
+        self.store.settle_site(site, self.cutoff[site])
         self._dirty_sites.discard(site)
         records = [a.record(a.ends_at or last) for a in ended]
         if records:
