@@ -24,9 +24,12 @@ plus a margin), or its announced ``sim`` less ``TRANSIT_MAX`` wall seconds of th
 connections), so time moves on even when no device of the stream publishes. Unlike the
 extrapolated clock it cannot run ahead of a publisher that stalls or falls behind its speed,
 which would judge every queued device silent; it advances with every message, as the
-verifier's clock does. Silence is judged ``speed x TRANSIT`` scenario seconds later still
-(or 1.5 times the lateness of the stream's readings seen lately, at most ``speed x
-TRANSIT_MAX``), since readings travel on different connections and arrive out of order.
+verifier's clock does. Readings travel on different connections and arrive out of order,
+so the timers (``for``, keep-firing, silence, groups) run on a *watermark*: that time less
+a transit allowance of ``speed x TRANSIT`` scenario seconds (or 1.5 times the lateness of
+the stream's readings seen lately, at most ``speed x TRANSIT_MAX``), by which every reading
+is taken to have arrived; a device's conditions hold from its reading's own time, so a
+``for`` of 30 s means 30 s of the device's readings, as in the verifier.
 A site whose time base changes is settled quietly (:mod:`alerts.settle`,
 :meth:`Engine.sync`).
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,6 +128,8 @@ class Engine:
         self.cutoff: dict[str, float] = {}
         self._evidence: dict[str, float] = {}  # stream -> its time, as evidenced (docstring)
         self._late: dict[str, list[float]] = {}  # stream -> [max now, max before, count]
+        self._speeds: dict[str, float] = {}  # stream -> its speed, as of the last sync
+        self._dirty_at: dict[str, float] = {}  # streamed site -> when its picture changed
         self._stream_sites: dict[str, set[str]] = {}  # stream -> the sites it holds
         self._tick_now = now
         if clocks is not None:
@@ -194,9 +200,11 @@ class Engine:
         stream = self.streamed.get(site)
         limits = self.limits
         decode_now = now
+        evidence = now
         if stream is not None:
             limits, decode_now = self._stream_limits(site)
-            now = self._evidence.get(stream, now)
+            evidence = self._evidence.get(stream, now)
+            now = self._watermark(stream, evidence)
         cutoff = self.cutoff.get(site)
         if cutoff is not None and not self._fresh(ref, payload, cutoff, decode_now, limits):
             self.counters["ignored"] += 1
@@ -226,9 +234,10 @@ class Engine:
                 # A stream's device was last seen at its reading's time; the stream's time
                 # moves on to it (see the module docstring).
                 newest = max(r.ts_ns for r in readings) / 1e9
-                self._lateness(stream, now - newest)
-                now = self._advance(stream, newest)
+                self._lateness(stream, evidence - newest)
+                self._advance(stream, newest)
                 tracker.seen(state, newest)
+                now = newest  # the device's conditions hold from its reading's time
             else:
                 tracker.seen(state, now)
             state.will_offline = False
@@ -241,6 +250,8 @@ class Engine:
         self._evaluate_device(state, now)
         if state.offline != offline_before or state.grid_ok != grid_before:
             self._dirty_sites.add(state.site)
+            if stream is not None:  # the site's picture changed at this reading's time
+                self._dirty_at[site] = min(self._dirty_at.get(site, now), now)
             self.wake = True
 
     def _fresh(
@@ -261,11 +272,17 @@ class Engine:
 
     # ------------------------------------------------------------------ time
     def site_now(self, site: str, now: float) -> float:
-        """The time ``site`` is judged at: its stream's evidenced time, else ``now``."""
+        """The time ``site`` is judged at: its stream's watermark, else ``now``."""
         stream = self.streamed.get(site)
         if stream is None:
             return now
-        return self._evidence.get(stream, now)
+        return self._watermark(stream, self._evidence.get(stream, now))
+
+    def _watermark(self, stream: str, evidence: float) -> float:
+        """The stream's time up to which every reading is taken to have arrived: its
+        evidenced time less the transit allowance. Timers (``for``, keep-firing, silence,
+        groups) run on it; a condition holds from the time of the reading that set it."""
+        return evidence - self._allowance(stream, self._speeds.get(stream, 1.0))
 
     def _advance(self, stream: str, when: float) -> float:
         current = self._evidence.get(stream)
@@ -307,13 +324,10 @@ class Engine:
         return self.site_now(alert.key[1], self._tick_now)
 
     def _silence_now(self, stream: str) -> float:
-        """When a stream's devices are judged silent: its time less the transit allowance."""
-        sites = self._stream_sites.get(stream)
-        if not sites or self.clocks is None:
+        """When a stream's devices are judged silent: its watermark."""
+        if stream not in self._stream_sites:
             return -float("inf")  # nothing of it is tracked any more
-        site = next(iter(sites))
-        allowance = self._allowance(stream, self.clocks.speed(site))
-        return self._evidence.get(stream, -float("inf")) - allowance
+        return self._watermark(stream, self._evidence.get(stream, -float("inf")))
 
     def stream_speed(self) -> float:
         """The fastest stream the engine follows (0 when none): the role ticks that often."""
@@ -335,6 +349,7 @@ class Engine:
             notes.extend(self._settle(switch, now))
         for stream, sites in self._stream_sites.items():
             site = next(iter(sites))
+            self._speeds[stream] = self.clocks.speed(site)
             announced = self.clocks.announced(site)
             if announced is not None:
                 # What was announced may still be queued behind the readings: it counts only
@@ -357,9 +372,11 @@ class Engine:
                     del self._stream_sites[old]
                     self._evidence.pop(old, None)
                     self._late.pop(old, None)
+                    self._speeds.pop(old, None)
         if switch.after is not None:
             self.streamed[site] = switch.after
             self._stream_sites.setdefault(switch.after, set()).add(site)
+            self._speeds[switch.after] = self.clocks.speed(site)
             announced = self.clocks.announced(site)
             start = self._advance(switch.after, switch.at if announced is None else announced)
             self.cutoff[site] = start - TRANSIT * max(self.clocks.speed(site), 1.0)
@@ -395,6 +412,7 @@ class Engine:
         self.tracker.drop_site(site)
         self.store.settle_site(site, self.cutoff[site])
         self._dirty_sites.discard(site)
+        self._dirty_at.pop(site, None)
         records = [a.record(a.ends_at or last) for a in ended]
         if records:
             self.store.save_alerts(records)
@@ -552,14 +570,23 @@ class Engine:
         """Time-based conditions: devices gone silent, sites whose picture changed, and the
         silences and acks the API wrote since the last tick."""
         streamed = self.streamed
+        dirty_at = self._dirty_at
         for state in self.tracker.sweep(now, self._silence_now if streamed else None):
-            self._evaluate_offline(state, self.site_now(state.site, now) if streamed else now)
+            at = now
+            if state.site in streamed:  # silent since its timeout ran out, in stream time
+                at = state.last_seen + state.timeout
+                dirty_at[state.site] = min(dirty_at.get(state.site, at), at)
+            self._evaluate_offline(state, at)
             self._dirty_sites.add(state.site)
         for name in sorted(self._dirty_sites):
             site = self.tracker.sites.get(name)
             if site is not None:
-                self._evaluate_site(site, self.site_now(name, now) if streamed else now)
+                at = now
+                if name in streamed:
+                    at = min(dirty_at.get(name, math.inf), self.site_now(name, now))
+                self._evaluate_site(site, at)
         self._dirty_sites.clear()
+        dirty_at.clear()
         self._reload()
 
     def _step(self, now: float) -> list[Transition]:
@@ -577,9 +604,10 @@ class Engine:
             if change is AlertState.FIRING:
                 self.dispatcher.add(alert, at)
             self._changed.append(alert)
+            when = alert.starts_at if change is AlertState.FIRING else alert.ends_at
             transitions.append(
-                Transition(at, change, alert.fingerprint, dict(alert.labels),
-                           dict(alert.annotations))
+                Transition(at if when is None else when, change, alert.fingerprint,
+                           dict(alert.labels), dict(alert.annotations))
             )
         return transitions
 
