@@ -7,6 +7,17 @@ make one page), then looked at every ``group_interval``; it is notified again wh
 were added or resolved, or, if nothing changed, after ``repeat_interval`` while an
 unacknowledged alert still fires.
 
+Kordon's one departure, for power incidents (docs/alerts.md, "Timing"): what on-call must
+act on is not held for the next ``group_interval``. A firing alert more severe than anything
+the receiver was told about its group, or any new critical alert, and a critical alert the
+receiver was told about resolving, are sent ``urgent_wait`` after they happen (alerts that
+happen together still go together). A group whose alerts carry a ``material`` picture (the
+site incident) is sent again as an *update* when that picture gets worse, ``update_interval``
+after the first change it carries and never sooner than a gap after the group's previous
+notification that starts at ``update_interval`` and doubles with each update in a row, up to
+``group_interval``; good news rides with the next regular notification. Everything else
+keeps Alertmanager's timers, and nothing is sent twice: the log says what each receiver knows.
+
 The notification log (persisted) records what each receiver was last told per group: after
 a restart the same firing set is not paged again. Escalation: a critical alert nobody
 acknowledged within ``escalate_after`` is sent to the route's ``escalate_to`` receiver, once
@@ -39,6 +50,8 @@ class Route:
     escalate_to: str | None
     escalate_after: float
     continue_: bool
+    urgent_wait: float = 5.0
+    update_interval: float = 20.0
     children: list[Route] = field(default_factory=list)
 
     def match(self, labels: dict[str, str]) -> list[Route]:
@@ -89,6 +102,8 @@ def _route(
         ),
         escalate_after=pick("escalate_after"),
         continue_=conf.continue_,
+        urgent_wait=pick("urgent_wait"),
+        update_interval=pick("update_interval"),
     )
     route.children = [
         _route(child, f"{route_id}.{i}", route, route.receiver)
@@ -139,9 +154,18 @@ class Group:
     next_flush: float
     alerts: dict[str, Alert] = field(default_factory=dict)
     site: str = ""  # whose clock times the group: the site of the alert that formed it
+    urgent_at: float | None = None  # an urgent send or an incident update is due then
+    last_sent: float | None = None
+    update_gap: float = 0.0  # least time between updates now (doubles with each in a row)
 
 
 Acked = Callable[[Alert], bool]
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _rank(alert: Alert) -> int:
+    return SEVERITY_RANK.get(alert.labels.get("severity", ""), 1)
 
 
 class Dispatcher:
@@ -161,6 +185,9 @@ class Dispatcher:
         # A group's timers run on its site's clock (scenario time for a simulated site):
         # site -> now, set by the engine; None: every group on the ``now`` given to flush.
         self.clock_of: Callable[[str], float] | None = None
+        # (group, receiver) -> fingerprint -> the material picture that receiver was told.
+        # Not persisted: after a restart the first look takes the current picture as told.
+        self.told_material: dict[tuple[str, str], dict[str, object]] = {}
 
     def add(self, alert: Alert, now: float) -> None:
         """An alert (re)entered firing; put it into the group of every route it matches."""
@@ -184,6 +211,7 @@ class Dispatcher:
     def next_due(self, include: Callable[[Group], bool] | None = None) -> float | None:
         groups = [g for g in self.groups.values() if include is None or include(g)]
         due = [g.next_flush for g in groups if g.alerts]
+        due.extend(g.urgent_at for g in groups if g.urgent_at is not None)
         for group in groups:
             route = group.route
             if route.escalate_to is None:
@@ -211,14 +239,87 @@ class Dispatcher:
             now = at if self.clock_of is None else self.clock_of(group.site)
             if route.escalate_to:
                 self._escalate(group, now, acked, held, decided)
-            if now >= group.next_flush:
-                waiting = self._flush_group(group, now, acked, held, decided)
-                # A group held back by a pending inhibitor is looked at again a second later.
-                group.next_flush = now + (min(1.0, route.group_interval) if waiting
-                                          else route.group_interval)
+            self._watch(group, now, held)
+            due = now >= group.next_flush
+            if due or (group.urgent_at is not None and now >= group.urgent_at):
+                sent, waiting = self._flush_group(group, now, acked, held, decided, due)
+                if waiting:
+                    # Held back by a pending inhibitor: looked at again a second later.
+                    group.next_flush = now + min(1.0, route.group_interval)
+                elif due or sent:
+                    group.next_flush = now + route.group_interval
+                group.urgent_at = None  # held back: the retry a second later carries it
             if not group.alerts:
                 del self.groups[key]
         return decided
+
+    def _watch(self, group: Group, now: float, held: set[str]) -> None:
+        """Bring the group's next send forward for what must not wait for group_interval."""
+        route = group.route
+        if route.receiver is None or not group.alerts:
+            return
+        previous = self.nflog.get((group.key, route.receiver))
+        told = previous.firing if previous else frozenset()
+        firing = [a for a in group.alerts.values() if self._visible(a, held)]
+        # Before a group's first notification only a critical alert cuts group_wait short.
+        told_rank = max((_rank(a) for a in group.alerts.values() if a.fingerprint in told),
+                        default=1)
+        urgent = any(
+            a.fingerprint not in told and (_rank(a) >= 2 or _rank(a) > told_rank) for a in firing
+        ) or any(
+            a.state is AlertState.RESOLVED and a.fingerprint in told and _rank(a) >= 2
+            for a in group.alerts.values()
+        )
+        when: float | None = now + route.urgent_wait if urgent else None
+        if previous is not None and self._material_changed(
+            group, route.receiver, firing, worse_only=True
+        ):
+            gap_ok = (group.last_sent or previous.sent_at) + self._gap(group, now)
+            # Changes within update_interval of the first are told together: a generator
+            # that stops is followed by every UPS reporting OB within a reporting interval.
+            update = max(now + min(route.update_interval, route.group_interval), gap_ok)
+            when = update if when is None else min(when, update)
+        if when is not None and (group.urgent_at is None or when < group.urgent_at):
+            group.urgent_at = when
+
+    def _gap(self, group: Group, now: float) -> float:
+        route = group.route
+        last = group.last_sent
+        if last is None or now - last >= route.group_interval or group.update_gap <= 0:
+            return min(route.update_interval, route.group_interval)
+        return group.update_gap
+
+    def _material_changed(
+        self, group: Group, receiver: str, firing: list[Alert], worse_only: bool = False
+    ) -> bool:
+        """Whether the picture of an alert changed since the receiver was told it; with
+        ``worse_only``, whether it got worse: a picture that is a set of facts got a new one
+        (an opaque picture counts any change as worse)."""
+        told = self.told_material.get((group.key, receiver))
+        if told is None:
+            # After a restart: what the receiver was told before is taken as current.
+            self.told_material[(group.key, receiver)] = {
+                a.fingerprint: a.material for a in firing if a.material is not None
+            }
+            return False
+        changed = False
+        for alert in firing:
+            now_, fp = alert.material, alert.fingerprint
+            if now_ is None:
+                continue
+            if fp not in told:
+                # Not told yet (a new alert is news anyway) or restored after a restart
+                # before its picture was known: its picture now is the baseline.
+                told[fp] = now_
+                continue
+            before = told[fp]
+            if before == now_:
+                continue
+            if not worse_only:
+                return True
+            if not (isinstance(now_, frozenset) and isinstance(before, frozenset)) or now_ - before:
+                changed = True
+        return changed
 
     def _visible(self, alert: Alert, held: set[str]) -> bool:
         return (
@@ -228,22 +329,51 @@ class Dispatcher:
         )
 
     def _flush_group(
-        self, group: Group, now: float, acked: Acked, held: set[str], decided: Decisions
-    ) -> bool:
-        """Notify one due group; True while a pending inhibitor holds it back."""
+        self,
+        group: Group,
+        now: float,
+        acked: Acked,
+        held: set[str],
+        decided: Decisions,
+        regular: bool = True,
+    ) -> tuple[bool, bool]:
+        """Notify one due group; (sent to its receiver, held back by a pending inhibitor).
+
+        An urgent send (``regular`` false) carries what the receiver knows and what is
+        urgent; other news waits for the group's timer, as in Alertmanager. So a warning
+        unmuted when its inhibitor resolved (a radio that reports mains 7 s after the site's
+        grid is back) is not paged by the resolution: by the next flush it has resolved too.
+        """
         route = group.route
         firing = [a for a in group.alerts.values() if self._visible(a, held)]
+        if not regular and route.receiver is not None:
+            known = self.nflog.get((group.key, route.receiver))
+            told_before = known.firing if known else frozenset()
+            told_rank = max((_rank(a) for a in group.alerts.values()
+                             if a.fingerprint in told_before), default=1)
+            firing = [a for a in firing if a.fingerprint in told_before
+                      or _rank(a) >= 2 or _rank(a) > told_rank]
         resolved = [a for a in group.alerts.values() if a.state is AlertState.RESOLVED]
-        hold_back = any(
+        # A regular flush waits while an alert of the group waits for a pending inhibitor
+        # (then tells everything at once); an urgent send goes without the held alerts.
+        hold_back = regular and any(
             a.state is AlertState.FIRING and a.fingerprint in held for a in group.alerts.values()
         )
         out = decided.notifications
+        sent = False
         if route.receiver is not None:
             previous = self.nflog.get((group.key, route.receiver))
             told = previous.firing if previous else frozenset()
             firing_fps = frozenset(a.fingerprint for a in firing)
             tell_resolved = [a for a in resolved if a.fingerprint in told]
-            send = bool(firing_fps - told) or bool(tell_resolved)
+            news = bool(firing_fps - told) or bool(tell_resolved)
+            send = news
+            if not send and previous is not None and self._material_changed(
+                group, route.receiver, firing, worse_only=not regular
+            ):
+                # An incident update: only once the gap since the last notification passed.
+                last = group.last_sent or previous.sent_at
+                send = now >= last + self._gap(group, now)
             if (
                 not send
                 and firing
@@ -259,6 +389,15 @@ class Dispatcher:
                 )
                 self.nflog[(group.key, route.receiver)] = entry
                 decided.nflog.append((group.key, route.receiver, entry))
+                self.told_material[(group.key, route.receiver)] = {
+                    a.fingerprint: a.material for a in firing if a.material is not None
+                }
+                if news:
+                    group.update_gap = min(route.update_interval, route.group_interval)
+                else:  # an update in a row: the next may come only after twice as long
+                    group.update_gap = min(2 * self._gap(group, now), route.group_interval)
+                group.last_sent = now
+                sent = True
         # While an alert of the group waits for a pending inhibitor nothing is sent; the
         # group is looked at again on the next tick and then tells everything at once.
         if not hold_back:
@@ -275,7 +414,7 @@ class Dispatcher:
                 group.alerts.pop(alert.fingerprint, None)
                 if self._routes_of.pop(alert.fingerprint, None) is not None:
                     decided.released.append(alert.fingerprint)
-        return hold_back
+        return sent, hold_back
 
     def _escalate(
         self, group: Group, now: float, acked: Acked, held: set[str], decided: Decisions

@@ -42,6 +42,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from alerts.battery.live import BatteryLearning
 from alerts.config import NotifySettings, RuleBase, RulesSettings
 from alerts.dispatch import Decisions, Dispatcher, Notification, build_routes
 from alerts.evaluate import (
@@ -49,22 +50,25 @@ from alerts.evaluate import (
     depletion_imminent,
     device_offline,
     mains_power_lost,
+    site_material,
     site_power_outage,
     site_unreachable,
     update_depletion,
 )
 from alerts.inhibit import Inhibitor
 from alerts.outbox import fan_out, targets_of
+from alerts.replace_battery import replace_battery
 from alerts.rules import PRIORITY, RuleBook
 from alerts.settle import settle_notices
 from alerts.silence import Silencer
 from alerts.state import Alert, AlertKey
 from alerts.tracker import DeviceState, DeviceTracker, SiteState
-from kordon.fleet import Fleet
+from kordon.fleet import Fleet, UpsParams
 from kordon.model.alerts import AlertState
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import DecodeLimits, decode_telemetry
 from kordon.model.topics import Channel, TopicError, TopicRef, parse_topic
+from kordon.schedule import SiteSchedules
 from kordon.storage.alert_store import AlertStore
 from kordon.streamclock import StreamClocks, Switch
 
@@ -105,6 +109,8 @@ class Engine:
         limits: DecodeLimits = _LIVE_LIMITS,
         on_transition: Callable[[Transition], None] | None = None,
         clocks: StreamClocks | None = None,
+        schedules: SiteSchedules | None = None,
+        battery: BatteryLearning | None = None,
     ) -> None:
         self.settings = rules
         self.notify = notify
@@ -112,6 +118,10 @@ class Engine:
         self.limits = limits
         self.rulebook = RuleBook(rules)
         self.tracker = DeviceTracker(fleet)
+        self.fleet = fleet
+        # Battery learning per UPS on the stream's clock (alerts/battery/live.py).
+        self.battery = battery if battery is not None else BatteryLearning(fleet)
+        self.foresight = _foresight(self.rulebook, fleet, schedules, self._battery_model)
         self.inhibitor = Inhibitor(rules.inhibit)
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
@@ -210,8 +220,7 @@ class Engine:
             self.counters["ignored"] += 1
             return
         state = tracker.ensure(site, ref.kind, ref.device, now, self._timeout_of, stream)
-        offline_before = state.offline
-        grid_before = state.grid_ok
+        picture_before = state.picture()
         if ref.channel is Channel.STATUS:
             text = payload.strip()
             if text == b"offline":
@@ -247,12 +256,21 @@ class Engine:
             for reading in readings:
                 state.apply(reading.fields)
                 update_depletion(state, reading.ts_ns / 1e9, rules)
+                if state.kind is DeviceKind.UPS:
+                    self.battery.observe(ref.site, ref.device, reading.ts_ns / 1e9,
+                                         reading.fields)
+                if self.foresight is not None:
+                    self.foresight.observe(state.site, state.kind, state.device,
+                                           reading.ts_ns / 1e9, reading.fields)
         self._evaluate_device(state, now)
-        if state.offline != offline_before or state.grid_ok != grid_before:
+        if state.picture() != picture_before:
             self._dirty_sites.add(state.site)
             if stream is not None:  # the site's picture changed at this reading's time
                 self._dirty_at[site] = min(self._dirty_at.get(site, now), now)
             self.wake = True
+        elif ("SitePowerOutage", state.site, "") in self.alerts:
+            # The incident text follows the site's running figures at the next tick.
+            self._dirty_sites.add(state.site)
 
     def _fresh(
         self, ref: TopicRef, payload: bytes, cutoff: float, now: float, limits: DecodeLimits
@@ -454,10 +472,36 @@ class Engine:
             key = ("BatteryDepletionImminent", site, device)
             current = self.alerts.get(key)
             firing = current is not None and current.state is AlertState.FIRING
-            active, notes = depletion_imminent(state, rules, firing)
+            unit = self.battery.units.get((site, device))
+            learned = None
+            if unit is not None and unit.model is not None:
+                tte = unit.learned_time_to_empty()
+                if tte is not None and unit.model.health_pct is not None:
+                    learned = (tte, f"its learned battery curve (health "
+                                    f"{unit.model.health_pct:.0f}%)")
+            active, notes = depletion_imminent(state, rules, firing, learned)
             self._set(key, rules.depletion, active, notes,
                       lambda: self._labels(key[0], rules.depletion, state), now)
+        if state.kind is DeviceKind.UPS and state.has_data:
+            self._evaluate_replace(state, rules.replace, now)
         self._evaluate_offline(state, now)
+
+    def _evaluate_replace(self, state: DeviceState, rule: RuleBase, now: float) -> None:
+        site, device = state.site, state.device
+        line = rule.health_below  # type: ignore[attr-defined]
+        autonomy = None
+        if self.fleet is not None:
+            params = self.fleet.sites.get(site)
+            ups = params.devices.get(device) if params is not None else None
+            if isinstance(ups, UpsParams) and "replace_battery_below" in ups.model_fields_set:
+                line = ups.replace_battery_below
+            autonomy = self.fleet.autonomy(site, device)
+        active, notes = replace_battery(
+            self.battery.units.get((site, device)), rule, line, autonomy,  # type: ignore[arg-type]
+            state.name,
+        )
+        self._set(("ReplaceBattery", site, device), rule, active, notes,
+                  lambda: self._labels("ReplaceBattery", rule, state), now)
 
     def _evaluate_offline(self, state: DeviceState, now: float) -> None:
         rule = self.rulebook.device(state.kind, state.site, state.device).offline
@@ -479,6 +523,8 @@ class Engine:
                   lambda: {"alertname": "SitePowerOutage", "site": site.name,
                            "severity": rules.outage.severity}, now)
         outage = self.alerts.get(("SitePowerOutage", site.name, ""))
+        if outage is not None and outage.state is not AlertState.RESOLVED:
+            outage.material = site_material(site)
         active, notes = site_unreachable(site, rules, now)
 
         def labels() -> dict[str, str]:
@@ -520,6 +566,8 @@ class Engine:
         if active:
             alert.annotations = annotations
             alert.relabel(labels())
+        elif annotations:
+            alert.ended_notes = annotations
         if alert.condition != active or alert.restore_until is not None:
             self.wake = True
         alert.set_condition(active, now)
@@ -535,6 +583,8 @@ class Engine:
             self.tracker.next_deadline(),
             self.dispatcher.next_due((lambda g: g.site not in streamed) if streamed else None),
             self.silencer.next_change(self._last_tick),
+            self.foresight.next_due() if self.foresight is not None else None,
+            self.battery.next_due((lambda s: s not in streamed) if streamed else None),
         ]
         for alert in self.alerts.values():
             if not streamed or alert.key[1] not in streamed:
@@ -578,6 +628,12 @@ class Engine:
                 dirty_at[state.site] = min(dirty_at.get(state.site, at), at)
             self._evaluate_offline(state, at)
             self._dirty_sites.add(state.site)
+        for site, device in self.battery.sweep(
+            now, (lambda s: self.site_now(s, now)) if streamed else None
+        ):
+            state = self.tracker.get(site, device)
+            if state is not None:
+                self._evaluate_device(state, now)
         for name in sorted(self._dirty_sites):
             site = self.tracker.sites.get(name)
             if site is not None:
@@ -588,6 +644,25 @@ class Engine:
         self._dirty_sites.clear()
         dirty_at.clear()
         self._reload()
+        if self.foresight is not None and self.foresight.due(now):
+            self._foresee(now)
+
+    def _battery_model(self, site: str, device: str):  # type: ignore[no-untyped-def]
+        """The engine's learned (and stored) battery model of a UPS, for the forecast."""
+        unit = self.battery.units.get((site, device))
+        return unit.model if unit is not None else None
+
+    def _foresee(self, now: float) -> None:
+        """ScheduledOutageAtRisk: each UPS's forecast against its site's scheduled cuts."""
+        assert self.foresight is not None
+        for found in self.foresight.evaluate(now):
+            state = self.tracker.get(found.site, found.device)
+            if state is None:
+                continue
+            self._set(("ScheduledOutageAtRisk", found.site, found.device), found.rule,
+                      found.active, found.annotations,
+                      lambda s=state, r=found.rule: self._labels("ScheduledOutageAtRisk", r, s),
+                      now)
 
     def _step(self, now: float) -> list[Transition]:
         """Move every alert through its life cycle, inhibitors first (PRIORITY)."""
@@ -671,3 +746,16 @@ def _describe_switch(switch: Switch) -> str:
     before = switch.before or "wall clock"
     after = switch.after or "wall clock"
     return f"{before} -> {after}"
+
+
+def _foresight(rulebook: RuleBook, fleet: Fleet | None, schedules: SiteSchedules | None,
+               model_of):  # type: ignore[no-untyped-def]
+    """The schedule forecast, when the engine was given schedules (issue 15)."""
+    if schedules is None:
+        return None
+    from alerts.foresight.evaluator import Foresight
+
+    def rule_of(site: str, device: str):  # type: ignore[no-untyped-def]
+        return rulebook.rule("ScheduledOutageAtRisk", "ups", site, device)
+
+    return Foresight(rule_of, fleet, schedules, model_of)

@@ -64,6 +64,9 @@ def settle_notices(
                     told.setdefault(route.escalate_to, {})[fp] = alert
     for alert in ended:
         dispatcher.forget(alert)
+    for told_pictures in getattr(dispatcher, "told_material", {}).values():
+        for fp in fps:
+            told_pictures.pop(fp, None)
     for key in [k for k, g in dispatcher.groups.items() if not g.alerts]:
         del dispatcher.groups[key]
     labels = {"site": site}

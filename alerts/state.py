@@ -22,6 +22,7 @@ class Alert:
         "annotations",
         "cleared_at",
         "condition",
+        "ended_notes",
         "ends_at",
         "fingerprint",
         "for_",
@@ -29,6 +30,7 @@ class Alert:
         "keep_firing_for",
         "key",
         "labels",
+        "material",
         "persisted",
         "priority",
         "restore_until",
@@ -64,6 +66,12 @@ class Alert:
         self.silenced_by: list[str] = []
         self.inhibited_by: list[str] = []
         self.persisted = False
+        # What an update of this alert's group is sent for when it changes (the site
+        # incident, alerts.incident); None for alerts whose text only rides along.
+        self.material: object = None
+        # The words for after: what happened, set while the condition is false, shown once
+        # the alert resolves (so a resolved notice never repeats the last estimate).
+        self.ended_notes: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -77,6 +85,7 @@ class Alert:
 
     def set_condition(self, active: bool, now: float) -> None:
         if active:
+            self.ended_notes = None
             self.condition = True
             self.cleared_at = None
             self.restore_until = None
@@ -117,6 +126,8 @@ class Alert:
                 if self.restore_until is None and self.cleared_at is not None:
                     self.ends_at = max(min(now, cleared + self.keep_firing_for),
                                        self.starts_at or now)
+                if self.ended_notes:
+                    self.annotations = self.ended_notes
                 return self.state
         return None
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from alerts.depletion import DischargeHistory
 from kordon.fleet import OWN_GENERATOR_FEED, SITE_FEED, Fleet
 from kordon.model.kinds import DeviceKind
+from kordon.model.nut import figure
 
 UPS, SCANNER, RADIO = DeviceKind.UPS, DeviceKind.SCANNER, DeviceKind.RADIO
 
@@ -33,9 +34,12 @@ class DeviceState:
     """One device. ``__slots__`` keeps it near 300 bytes (see bench/alerts.py)."""
 
     __slots__ = (
+        "battery_since",
         "charge",
         "charging",
         "clock",
+        "dark_at",
+        "dark_end",
         "device",
         "eta",
         "fed_by",
@@ -46,8 +50,11 @@ class DeviceState:
         "interval",
         "kind",
         "last_seen",
+        "lb_at",
         "lb_flag",
+        "mains_at",
         "on_battery",
+        "output_off",
         "power_source",
         "rate",
         "runtime",
@@ -74,6 +81,7 @@ class DeviceState:
         self.seen_mains = False
         self.charging = False
         self.lb_flag = False
+        self.output_off = False  # UPS "OFF": its output is off (ran flat, or switched off)
         self.charge: float | None = None
         self.runtime: float | None = None
         self.input_voltage: float | None = None
@@ -82,6 +90,23 @@ class DeviceState:
         self.has_data = False  # telemetry since the engine started: power rules may judge
         self.eta: float | None = None  # seconds to empty, from the fit
         self.rate: float | None = None  # %/min
+        # What happened to its power, in event time (alerts.incident tells the story):
+        self.battery_since: float | None = None  # start of the current or last discharge
+        self.mains_at: float | None = None  # power back after that discharge
+        self.lb_at: float | None = None  # first LB flag of that discharge
+        self.dark_at: float | None = None  # it stopped for lack of power (UPS ran flat, ...)
+        self.dark_end: float | None = None  # power back after that
+
+    @property
+    def dark(self) -> bool:
+        """Out of power now: its own report (UPS ran flat, scanner unpowered) or silence
+        while its power was failing."""
+        return self.dark_at is not None and self.dark_end is None
+
+    def picture(self) -> tuple[object, ...]:
+        """What a site's incident text depends on, apart from running numbers: a change
+        re-evaluates the site at once."""
+        return (self.offline, self.grid_ok, self.on_battery, self.lb_flag, self.dark)
 
     @property
     def offline(self) -> bool:
@@ -101,16 +126,17 @@ class DeviceState:
                 flags = status.split()
                 self.on_battery = "OB" in flags
                 self.lb_flag = "LB" in flags
+                self.output_off = "OFF" in flags
                 self.charging = "CHRG" in flags or ("OL" in flags and "DISCHRG" not in flags)
                 self.grid_ok = not self.on_battery
                 if not self.on_battery:
                     self.seen_mains = True
-            runtime = fields.get("battery.runtime")
-            if isinstance(runtime, int | float) and not isinstance(runtime, bool):
-                self.runtime = float(runtime)
-            voltage = fields.get("input.voltage")
-            if isinstance(voltage, float):
-                self.input_voltage = voltage
+            # A sentinel (65535 s, a negative runtime) is the unit saying "unknown": it
+            # replaces the previous estimate rather than standing as a figure.
+            if "battery.runtime" in fields:
+                self.runtime = figure("battery.runtime", fields["battery.runtime"])
+            if "input.voltage" in fields:
+                self.input_voltage = figure("input.voltage", fields["input.voltage"])
         else:
             source = fields.get("power.source")
             if isinstance(source, str):
@@ -127,9 +153,8 @@ class DeviceState:
                     self.grid_ok = False
                 self.on_battery = source in ("battery", "ups")
                 self.charging = source == "mains"
-        charge = fields.get("battery.charge")
-        if isinstance(charge, float):
-            self.charge = charge
+        if "battery.charge" in fields:
+            self.charge = figure("battery.charge", fields["battery.charge"])
 
 
 @dataclass(slots=True)

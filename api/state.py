@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from api.battery import learned_tte
 from kordon.clock import Clock
 from kordon.fleet import Fleet
 from kordon.model.kinds import DeviceKind
+from kordon.model.nut import figure
 from kordon.model.payload import FieldValue, Reading
 from kordon.storage.telemetry import TelemetryStore
 from kordon.streamclock import StreamClocks
@@ -132,8 +134,7 @@ class DeviceState:
     def time_to_empty(self) -> float | None:
         """Seconds of battery left as the UPS predicts it (``battery.runtime``), if on battery
         or reported at all; radios report charge only."""
-        value = self.values.get("battery.runtime")
-        return float(value) if isinstance(value, int | float) else None
+        return figure("battery.runtime", self.values.get("battery.runtime"))
 
     def view(
         self,
@@ -141,8 +142,16 @@ class DeviceState:
         offline_after: float,
         grace: float = 0.0,
         clock: dict[str, Any] | None = None,
+        learned_tte: float | None = None,
     ) -> dict[str, Any]:
+        """``learned_tte``: time to empty by the learned battery curve (api/battery.py),
+        shown instead of the UPS's own when on battery and more pessimistic."""
         charge = self.values.get("battery.charge")
+        tte, tte_source = self.time_to_empty(), "ups"
+        if learned_tte is not None and self.power_source() == "battery" and (
+            tte is None or learned_tte < tte
+        ):
+            tte, tte_source = learned_tte, "learned"
         status = self.values.get("ups.status")
         return {
             "id": self.id,
@@ -156,8 +165,9 @@ class DeviceState:
             "last_seen": iso(self.last_seen_ns / 1e9) if self.last_seen_ns else None,
             "power_source": self.power_source(),
             "fed_by": self.fed_by,
-            "battery_charge": float(charge) if isinstance(charge, int | float) else None,
-            "time_to_empty": self.time_to_empty(),
+            "battery_charge": figure("battery.charge", charge),
+            "time_to_empty": tte,
+            "time_to_empty_source": tte_source if tte is not None else None,
             "ups_status": str(status) if status is not None else None,
             "clock": clock if clock is not None else clock_view(now, None, 1.0),
         }
@@ -188,6 +198,8 @@ class DeviceStates:
         self.clocks = clocks if clocks is not None else StreamClocks(wall=clock)
         self.fleet = fleet
         self.offline_after = offline_after
+        # (site, device) -> the learned battery model (api/battery.py); set by the role.
+        self.learned: Callable[[str, str], Mapping[str, Any] | None] | None = None
         self._devices: dict[tuple[str, str], DeviceState] = {}
         self._lock = threading.Lock()
         self._version = 0
@@ -307,7 +319,7 @@ class DeviceStates:
                 views = []
                 for s in states:
                     now, grace, clock = clocks[s.site]
-                    views.append(s.view(now, offline_after, grace, clock))
+                    views.append(s.view(now, offline_after, grace, clock, self._learned_tte(s)))
             by_id = {v["id"]: v for v in views}
             names: dict[str, list[str]] = {}
             for v in views:
@@ -315,6 +327,11 @@ class DeviceStates:
             encoded = orjson.dumps(views)
             self._views, self._by_id, self._names, self._encoded = views, by_id, names, encoded
             self._built_version, self._built_at = version, now_mono
+
+    def _learned_tte(self, state: DeviceState) -> float | None:
+        if self.learned is None or state.kind is not DeviceKind.UPS:
+            return None
+        return learned_tte(self.learned(state.site, state.device), state.values)
 
     def _fresh(self) -> None:
         # Safety net for callers without the rebuilding thread (and the first request).

@@ -86,6 +86,13 @@ class RouteSettings(_Section):
     repeat_interval: Duration | None = None
     escalate_to: str | None = Field(None, description="receiver for unacknowledged critical alerts")
     escalate_after: Duration | None = None
+    urgent_wait: Duration | None = Field(
+        None, description="a more severe or new critical alert, or a critical resolution, "
+        "is sent this long after it happens instead of at the next group_interval",
+    )
+    update_interval: Duration | None = Field(
+        None, description="least time between incident updates (doubles with each in a row)"
+    )
     continue_: bool = Field(False, alias="continue")
     routes: list[RouteSettings] = Field(default_factory=list)
 
@@ -104,12 +111,25 @@ class OutboxSettings(_Section):
     workers: int = Field(4, ge=1, le=64, description="deliveries in parallel")
 
 
+class WatchdogSettings(_Section):
+    """The dead man's switch: an always-firing ``Watchdog`` alert sent to ``receiver`` every
+    ``interval`` while the engine evaluates and reads the stream (:mod:`alerts.watchdog`)."""
+
+    receiver: str
+    interval: Duration = Field(60.0, gt=0, description="how often the Watchdog is sent")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="extra labels, e.g. {instance: engine-a}"
+    )
+
+
 ROOT_DEFAULTS: dict[str, Any] = {
     "group_by": ["site"],
     "group_wait": 30.0,
     "group_interval": 300.0,
     "repeat_interval": 4 * 3600.0,
     "escalate_after": 900.0,
+    "urgent_wait": 5.0,
+    "update_interval": 20.0,
 }
 
 
@@ -121,6 +141,7 @@ class NotifySettings(_Section):
     receivers: list[ReceiverSettings] = Field(default_factory=list)  # type: ignore[valid-type]
     route: RouteSettings = RouteSettings()
     outbox: OutboxSettings = OutboxSettings()
+    watchdog: WatchdogSettings | None = None
 
     @field_validator("webhook_url")
     @classmethod
@@ -169,4 +190,9 @@ class NotifySettings(_Section):
                         f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
                     )
             stack.extend((f"{where}.routes[{i}]", r) for i, r in enumerate(route.routes))
+        if self.watchdog is not None and self.watchdog.receiver not in known:
+            raise ValueError(
+                f"watchdog: receiver {self.watchdog.receiver!r} is not defined; define it under "
+                f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
+            )
         return self

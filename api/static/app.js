@@ -300,7 +300,7 @@ async function renderDevice(withCharts) {
     $("device-title").textContent = `Device ${d.id}`;
     $("device-title").setAttribute("tabindex", "-1");
     $("device-meta").textContent = `${d.kind}${d.model ? " " + d.model : ""}: ${d.state}, power ${d.power_source || "unknown"}` +
-      `, charge ${percent(d.battery_charge)}, time to empty ${duration(d.time_to_empty)}, last reading ${ago(d.last_seen, pageNow(d.site))}` +
+      `, charge ${percent(d.battery_charge)}, time to empty ${duration(d.time_to_empty)}${d.time_to_empty_source === "learned" ? " (learned battery curve)" : ""}, last reading ${ago(d.last_seen, pageNow(d.site))}` +
       (d.alerts.length ? `, ${d.alerts.length} active alert(s)` : "");
     $("device-metrics").tBodies[0].replaceChildren(...Object.entries(d.metrics).map(([name, m]) =>
       h("tr", {}, h("td", {}, name), h("td", {}, `${m.value}${m.unit ? " " + m.unit : ""}`), h("td", {}, ago(m.time, pageNow(d.site))))));
@@ -361,6 +361,26 @@ async function stopRun(id) {
   catch (error) { $("scenario-note").textContent = `Cannot stop the run: ${error.message}`; }
 }
 
+// ---- learned battery health -------------------------------------------------------------
+function renderBatteries(batteries) {
+  const body = $("battery-table").querySelector("tbody");
+  body.replaceChildren(...batteries.map((b) => {
+    const evidence = b.evidence.map((e) =>
+      `${e.start ? e.start.slice(0, 16).replace("T", " ") : "?"}: ${duration(e.duration_s)} at ` +
+      `${e.mean_load_pct === null ? "?" : e.mean_load_pct.toFixed(0)} % load, ` +
+      (e.method === "empty" ? "ran to empty" : `${(100 * e.depth).toFixed(0)} % deep`) +
+      ` -> ${e.health_pct.toFixed(0)} %`).join("; ");
+    const load = b.load_pct === null ? "" : ` at ${b.load_pct.toFixed(0)} %`;
+    return h("tr", {},
+      h("th", { scope: "row" }, b.id),
+      h("td", {}, `${percent(b.health_pct)} (confidence ${b.confidence.toFixed(2)})`),
+      h("td", {}, `${duration(b.runtime_at_load_s)}${load}`),
+      h("td", {}, b.ups_runtime_s === null ? "–" : duration(b.ups_runtime_s)),
+      h("td", {}, evidence || "–"));
+  }));
+  $("batteries").hidden = batteries.length === 0;
+}
+
 // ---- polling and navigation -----------------------------------------------------------
 let refreshing = false;
 async function refresh() {
@@ -375,6 +395,7 @@ async function refresh() {
       renderSites();
       try { renderAlerts(await api("/api/v1/alerts?state=active")); }
       catch (error) { renderAlerts([], `Alerts unavailable: ${error.message}`); }
+      try { renderBatteries(await api("/api/v1/batteries")); } catch (error) { renderBatteries([]); }
       if (state.device) await renderDevice(false);
     } else {
       await renderScenarios();
