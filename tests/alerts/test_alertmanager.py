@@ -35,6 +35,9 @@ from tests.harness.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
 from tests.harness.receivers import WebhookReceiver
 
 UPS = ("ups-1", "ups-2", "ups-3")
+# On its own feed, it goes on battery only after the kills: a page that starts then. Its charge
+# is low but steady, so no depletion page exists to fold its BatteryLow into.
+LATE_UPS = "ups-late"
 TEAM = "чергові зміни — Солотвино"  # UTF-8 in a label and (below) in annotations
 
 
@@ -185,7 +188,7 @@ def test_two_engines_two_nodes_page_once_and_survive_sigkill(
         engine.start("alerts ready")
         engines.append(engine)
     devices = make_devices()
-    for ups in UPS:
+    for ups in (*UPS, LATE_UPS):
         devices.add("ups", ups, **UPS_ON_MAINS)
     devices.start()
     # The Watchdog (always firing, both engines, deduplicated) reaches its own route.
@@ -209,11 +212,13 @@ def test_two_engines_two_nodes_page_once_and_survive_sigkill(
     cluster.nodes[node_killed].kill()
     survivor = engines[1 - engine_killed]
 
-    # Notifications continue: BatteryLow (charge below 20 %) fires after the kills.
+    # Notifications continue: BatteryLow (charge below 20 %) fires after the kills. (The
+    # draining units' BatteryLow is folded into their depletion page, as in Kordon.)
+    devices.set(LATE_UPS, **ups_on_battery(15.0, drain=0.0))
     wait_until(lambda: "BatteryLow" in names(ours(), "firing"),
                timeout=60, what="BatteryLow paged after the kills")
     # Mains back: every group that paged resolves.
-    for ups in UPS:
+    for ups in (*UPS, LATE_UPS):
         devices.set(ups, **UPS_ON_MAINS, _drain=0.0)
 
     def all_resolved() -> bool:
