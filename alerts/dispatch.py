@@ -153,6 +153,7 @@ class Group:
     labels: dict[str, str]
     next_flush: float
     alerts: dict[str, Alert] = field(default_factory=dict)
+    site: str = ""  # whose clock times the group: the site of the alert that formed it
     urgent_at: float | None = None  # an urgent send or an incident update is due then
     last_sent: float | None = None
     update_gap: float = 0.0  # least time between updates now (doubles with each in a row)
@@ -181,6 +182,9 @@ class Dispatcher:
         self.external_url = external_url
         self.groups: dict[str, Group] = {}
         self._routes_of: dict[str, list[Group]] = {}
+        # A group's timers run on its site's clock (scenario time for a simulated site):
+        # site -> now, set by the engine; None: every group on the ``now`` given to flush.
+        self.clock_of: Callable[[str], float] | None = None
         # (group, receiver) -> fingerprint -> the material picture that receiver was told,
         # kept in the nflog so that a restart compares with what was really told.
         self.told_material: dict[tuple[str, str], dict[str, Facts]] = {
@@ -195,7 +199,9 @@ class Dispatcher:
             key = group_key(route.id, labels)
             group = self.groups.get(key)
             if group is None:
-                group = self.groups[key] = Group(key, route, labels, now + route.group_wait)
+                group = self.groups[key] = Group(
+                    key, route, labels, now + route.group_wait, site=alert.labels.get("site", "")
+                )
             group.alerts[alert.fingerprint] = alert
             groups.append(group)
         self._routes_of[alert.fingerprint] = groups
@@ -204,10 +210,11 @@ class Dispatcher:
         for group in self._routes_of.pop(alert.fingerprint, []):
             group.alerts.pop(alert.fingerprint, None)
 
-    def next_due(self) -> float | None:
-        due = [g.next_flush for g in self.groups.values() if g.alerts]
-        due.extend(g.urgent_at for g in self.groups.values() if g.urgent_at is not None)
-        for group in self.groups.values():
+    def next_due(self, include: Callable[[Group], bool] | None = None) -> float | None:
+        groups = [g for g in self.groups.values() if include is None or include(g)]
+        due = [g.next_flush for g in groups if g.alerts]
+        due.extend(g.urgent_at for g in groups if g.urgent_at is not None)
+        for group in groups:
             route = group.route
             if route.escalate_to is None:
                 continue
@@ -221,7 +228,7 @@ class Dispatcher:
                     due.append(alert.starts_at + route.escalate_after)
         return min(due) if due else None
 
-    def flush(self, now: float, acked: Acked, held: set[str]) -> Decisions:
+    def flush(self, at: float, acked: Acked, held: set[str]) -> Decisions:
         """Notify the groups that are due and escalate what waited too long.
 
         ``held`` are firing alerts a pending inhibitor holds back; ``acked`` says whether an
@@ -231,6 +238,7 @@ class Dispatcher:
         for key in list(self.groups):
             group = self.groups[key]
             route = group.route
+            now = at if self.clock_of is None else self.clock_of(group.site)
             if route.escalate_to:
                 self._escalate(group, now, acked, held, decided)
             self._watch(group, now, held)

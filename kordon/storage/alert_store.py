@@ -529,6 +529,25 @@ class AlertStore:
                 [(site, device, kind, interval, now) for site, device, kind, interval in devices],
             )
 
+    def settle_site(self, site: str, cutoff: float) -> None:
+        """A site changed its clock (alert engine): forget its devices, and remember that
+        statuses and readings from before ``cutoff`` are not news there (a restart must not
+        page a finished simulation's retained ``offline`` statuses)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM devices WHERE site = ?", (site,))
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value",
+                (f"settled/{site}", repr(float(cutoff))),
+            )
+
+    def settled_sites(self) -> dict[str, float]:
+        """Site -> cutoff of every site :meth:`settle_site` was told about."""
+        return {
+            key.removeprefix("settled/"): float(value)
+            for key, value in self._query("SELECT key, value FROM meta WHERE key LIKE 'settled/%'")
+        }
+
     def known_devices(self) -> list[KnownDevice]:
         return [KnownDevice(*row) for row in self._query(
             "SELECT site, device, kind, interval FROM devices ORDER BY site, device"
