@@ -33,6 +33,7 @@ taking every number they compute with through :func:`figure`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -334,23 +335,35 @@ _RANGES: dict[Quantity, tuple[float, float]] = {
 }
 
 
+_SIXTEEN_BIT = frozenset({Q.RUNTIME, Q.PERCENT, Q.LOAD, Q.VOLTS, Q.HERTZ, Q.AMPS, Q.CELSIUS,
+                          Q.WATTS, Q.VOLTAMPS})
+
+
+@functools.lru_cache(maxsize=4096)
+def _documented_number(name: str) -> tuple[bool, Quantity | None]:
+    """(whether NUT documents ``name`` as a number, its quantity): judged on every reading of
+    every UPS, so looked up once per name."""
+    variable = nut_variable(name)
+    if variable is None or variable.type is not NutType.NUMBER:
+        return False, None
+    return True, variable.quantity
+
+
 def unknown_reason(name: str, value: object) -> str | None:
     """Why ``value`` of NUT variable ``name`` is not a real measurement, or ``None``.
 
     Only documented numbers are judged; text, words and undocumented variables give ``None``.
     A documented number sent as text ("64:41") is unknown: it cannot be computed with.
     """
-    variable = nut_variable(name)
-    if variable is None or variable.type is not NutType.NUMBER:
+    documented, quantity = _documented_number(name)
+    if not documented:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "not a number"
     number = float(value)
     if not math.isfinite(number) or abs(number) >= _OVERFLOW:
         return "overflow"
-    quantity = variable.quantity
-    if quantity in (Q.RUNTIME, Q.PERCENT, Q.LOAD, Q.VOLTS, Q.HERTZ, Q.AMPS, Q.CELSIUS,
-                    Q.WATTS, Q.VOLTAMPS) and number in _ALL_ONES_16:
+    if quantity in _SIXTEEN_BIT and number in _ALL_ONES_16:
         return "all-ones sentinel (65535)"
     if quantity in (Q.VOLTS, Q.HERTZ) and number in _ALL_ONES_12:
         return "all-ones sentinel (4095)"

@@ -38,6 +38,7 @@ def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # about 200 s of CPU for a day of every scenario: a busy host doubles it
 def test_every_library_scenario_meets_its_expectations() -> None:
     from simulators.library import library
     from simulators.scenario import load_scenario
