@@ -33,6 +33,7 @@ Pure NumPy, no clock: the same readings and seed give the same figures, byte for
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -40,7 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from alerts.battery.curve import NUT_DEFAULT_POINTS, REFERENCE_LOAD, BatterySeed, RuntimeCurve
+from alerts.battery.curve import (
+    EXPONENT_RANGE,
+    NUT_DEFAULT_POINTS,
+    REFERENCE_LOAD,
+    BatterySeed,
+    RuntimeCurve,
+)
 from alerts.battery.readings import Reading
 from alerts.battery.segment import DEFAULT_MAX_GAP_S, Discharge, ordered, segment
 
@@ -55,6 +62,14 @@ LOAD_REGRESSOR_STD = 2.0  # % of rated: below this the load is constant, no sag 
 EXPONENT_MIN_DEPTH = 0.25
 EXPONENT_LOAD_RATIO = 1.5
 HALF_LIFE_S = 180 * 86400.0
+# A firmware runtime (s, from full) outside this is no nameplate table but garbage: 1e-30 s
+# would make every second on battery a thousand lifetimes of the battery.
+FIRMWARE_RUNTIME_RANGE_S = (1.0, 1e7)
+# Runtime vs rated (``s``) outside this is not a battery but a wrong curve or garbage (health
+# 0.03 % .. 5,400 %); such a discharge is no evidence. Also keeps every log and exp finite.
+SCALE_RANGE = (1e-4, 1e2)
+
+log = logging.getLogger("alerts.battery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +203,7 @@ def firmware_points(
             and r.charge is not None
             and r.charge >= 99.5
             and r.runtime is not None
-            and r.runtime > 0
+            and FIRMWARE_RUNTIME_RANGE_S[0] <= r.runtime <= FIRMWARE_RUNTIME_RANGE_S[1]
             and r.load >= 5.0
         ):
             b = round(r.load / bin_pct)
@@ -221,7 +236,9 @@ def firmware_points(
             prev = r
     for b in sorted(seconds):
         if drop[b] >= 0.05 and seconds[b] > 0:  # 5 % of charge: quantisation below 2 %
-            points.append((loads[b] / seconds[b], seconds[b] / drop[b]))
+            runtime = seconds[b] / drop[b]
+            if FIRMWARE_RUNTIME_RANGE_S[0] <= runtime <= FIRMWARE_RUNTIME_RANGE_S[1]:
+                points.append((loads[b] / seconds[b], runtime))
     return points
 
 
@@ -340,6 +357,11 @@ def _voltage_fit(
     return _Fit(slope, residual_end, int(usable.sum()))
 
 
+def plausible_scale(scale: float) -> bool:
+    """Whether a runtime scale ``s`` can be a battery's (finite, within ``SCALE_RANGE``)."""
+    return SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]  # False for NaN
+
+
 def _mean(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return float(np.mean(known)) if known else None
@@ -352,7 +374,8 @@ def analyse(
     peukert: float,
     count: str = "load",
 ) -> DischargeEvidence | None:
-    """Evidence of one discharge, or None when it shows nothing (too short, no numbers).
+    """Evidence of one discharge, or None when it shows nothing (too short, no numbers, or a
+    runtime scale outside ``SCALE_RANGE``: absurd figures, logged at debug level).
 
     A voltage-only result carries its slope; :func:`combine` turns it into a scale once the
     volts-per-block calibration of the unit is known (``runtime_scale`` is 0 until then).
@@ -380,6 +403,12 @@ def analyse(
     health = 100.0 * scale ** (1.0 / peukert) if scale > 0 else 0.0
     depth = 1.0 if method == "empty" else 0.0
     if method == "empty" and u_end < 1e-9:
+        return None
+    if method == "empty" and not plausible_scale(scale):
+        log.debug(
+            "discharge at %s ignored: ran %.3g times its rated runtime to empty (absurd "
+            "readings or rated curve)", discharge.start, scale
+        )
         return None
     return DischargeEvidence(
         start=discharge.start,
@@ -418,7 +447,7 @@ def combine(
     calibrations = [
         -e.voltage_slope * e.runtime_scale
         for e in evidence
-        if e.method == "empty" and e.voltage_slope is not None
+        if e.method == "empty" and e.voltage_slope is not None and plausible_scale(e.runtime_scale)
     ]
     b = float(np.median(calibrations)) if calibrations else seed.volts_per_block
     final: list[DischargeEvidence] = []
@@ -426,8 +455,17 @@ def combine(
         if e.method == "voltage":
             assert e.voltage_slope is not None
             scale = b / -e.voltage_slope
+            if not plausible_scale(scale):
+                log.debug(
+                    "discharge at %s ignored: its voltage slope gives %.3g times the rated "
+                    "runtime (absurd readings or calibration)", e.start, scale
+                )
+                continue
             depth = min(1.0, e.used_rated / scale)
             e = replace(e, runtime_scale=scale, depth=depth, health_pct=100.0 * scale ** (1.0 / k))
+        elif not plausible_scale(e.runtime_scale):  # e.g. stored before the bound existed
+            log.debug("discharge at %s ignored: runtime scale %.3g", e.start, e.runtime_scale)
+            continue
         if e.depth >= MIN_DEPTH:
             final.append(e)
     if not final:
@@ -450,12 +488,19 @@ def combine(
     slope = 0.0
     deep = np.array([e.depth >= EXPONENT_MIN_DEPTH for e in final])
     exponent_learned = bool(
-        deep.sum() >= 2 and np.exp(np.ptp(log_load[deep])) >= EXPONENT_LOAD_RATIO
+        deep.sum() >= 2
+        and weights[deep].sum() > 0  # evidence ages of thousands of half-lives weigh 0.0
+        and np.exp(np.ptp(log_load[deep])) >= EXPONENT_LOAD_RATIO
     )
     if exponent_learned:
         x = log_load[deep] - centre
         w = weights[deep]
-        level, slope = _weighted_line(x, log_s[deep], w)
+        # The learned exponent (rated - slope) stays in the range a curve may have: an
+        # unbounded slope extrapolated to the centre overflowed exp() below.
+        lo, hi = EXPONENT_RANGE
+        level, slope = _weighted_line(
+            x, log_s[deep], w, (rated.exponent - hi, rated.exponent - lo)
+        )
     health = 100.0 * math.exp(level / k)
     exponent = rated.exponent - slope
     at_ref = math.exp(level + slope * (math.log(rated.reference_load) - centre))
@@ -478,12 +523,16 @@ def combine(
     )
 
 
-def _weighted_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Intercept (at x = weighted mean 0) and slope of a weighted least-squares line."""
+def _weighted_line(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, slope_range: tuple[float, float]
+) -> tuple[float, float]:
+    """Intercept (at x = 0) and slope of a weighted least-squares line, the slope held within
+    ``slope_range`` (the intercept is then the best one for that slope)."""
     xm = float(np.average(x, weights=w))
     ym = float(np.average(y, weights=w))
     var = float(np.average((x - xm) ** 2, weights=w))
     slope = float(np.average((x - xm) * (y - ym), weights=w)) / var if var > 0 else 0.0
+    slope = min(max(slope, slope_range[0]), slope_range[1])
     return ym - slope * xm, slope
 
 

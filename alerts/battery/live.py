@@ -30,7 +30,7 @@ from alerts.battery.learn import (
     infer_blocks,
     rated_curve,
 )
-from alerts.battery.readings import Reading, _number, parse_flags
+from alerts.battery.readings import Reading, _number, parse_flags, plausible_time
 from alerts.battery.segment import DEFAULT_MAX_GAP_S, Discharge
 from kordon.fleet import Fleet, UpsParams
 from kordon.model.battery import BATTERY_MEASUREMENT
@@ -184,6 +184,11 @@ class BatteryLearning:
         :class:`Reading` is built when a discharge opens (its ``before``) or the rated curve
         is still being read from the firmware's table."""
         unit = self.unit(site, device)
+        if not plausible_time(when):
+            # NaN would stick as last_time and stop every later comparison; inf would end
+            # as learned_at in int(learned_at * 1e9) of the battery_health point.
+            log.debug("%s/%s: reading at an implausible time %r ignored", site, device, when)
+            return unit
         last_time = unit.last_time
         if last_time is not None and when <= last_time:
             return unit  # a redelivery or an old reading: the discharge is a time series

@@ -17,6 +17,14 @@ from kordon.model.nut import figure
 
 # NUT's "unknown" on some units (see the NUT devices dumps library).
 _UNKNOWN = 65535.0
+# A stream time at or beyond this (the year 5138) is no epoch second: a clock in ms, garbage.
+MAX_TIME_S = 1e11
+
+
+def plausible_time(time: float) -> bool:
+    """Whether ``time`` can be a reading's epoch seconds: finite, 0 <= time < ``MAX_TIME_S``.
+    Readings at any other time are dropped (NaN would not even sort)."""
+    return 0.0 <= time < MAX_TIME_S  # False for NaN
 
 
 def _number(value: Any) -> float | None:

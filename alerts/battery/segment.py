@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from alerts.battery.readings import Reading
+from alerts.battery.readings import Reading, plausible_time
 
 DEFAULT_MAX_GAP_S = 120.0
 
@@ -60,8 +60,9 @@ class Discharge:
 
 
 def ordered(readings: Iterable[Reading]) -> list[Reading]:
-    """Time order, one reading per timestamp (the greatest by content: order-independent)."""
-    by_key = sorted(readings, key=Reading.sort_key)
+    """Time order, one reading per timestamp (the greatest by content: order-independent).
+    Readings at an implausible time (NaN, infinite, negative, ms clocks) are dropped."""
+    by_key = sorted((r for r in readings if plausible_time(r.time)), key=Reading.sort_key)
     out: list[Reading] = []
     for r in by_key:
         if out and out[-1].time == r.time:

@@ -12,6 +12,7 @@ verdicts say so for the page. At a site with a generator the battery only bridge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -240,6 +241,7 @@ class Foresight:
         elif f.shedding_carries is False:
             shed = " Holding its scanners in standby would not be enough."
         runtime = verdict.runtime_full_s
+        known = runtime is not None and 0.0 < runtime < math.inf  # round(inf) would raise
         health = (f", battery health {verdict.health_pct:.0f}%"
                   if verdict.health_pct is not None else "")
         return {
@@ -248,7 +250,7 @@ class Foresight:
                 f"Scheduled cut {cut} ({when}, {approx_duration(f.cut.duration)}): expected "
                 f"charge at its start {f.soc_start * 100:.0f}%, {needed}; at about "
                 f"{f.mean_load_pct:.0f}% load a full battery lasts "
-                f"{approx_duration(runtime) if runtime else 'unknown'}{health}.{shed} "
+                f"{approx_duration(runtime) if known else 'unknown'}{health}.{shed} "
                 "Start a generator, bring a mobile one, or shed load before the cut."
             ),
         }

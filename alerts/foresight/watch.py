@@ -24,6 +24,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerts.battery import BatteryModel, BatterySeed, Reading, learn
+from alerts.battery.readings import plausible_time
 from alerts.foresight.forecast import Recharge
 
 MAX_READINGS = 6000
@@ -128,6 +129,8 @@ class UpsWatch:
     # ---------------------------------------------------------------- input
     def observe(self, reading: Reading) -> None:
         t = reading.time
+        if not plausible_time(t):
+            return  # NaN, inf, a ms clock: datetime.fromtimestamp below would raise
         if self.last_time is not None and t <= self.last_time:
             return  # a redelivered or reordered reading: the state moved on already
         dt = 0.0 if self.last_time is None else t - self.last_time

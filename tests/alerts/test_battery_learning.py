@@ -4,6 +4,7 @@ telemetry store. The streams are the real scenario engine's (one site, one UPS).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -214,3 +215,15 @@ def test_relearn_recomputes_from_the_telemetry_store(worn: Stream, tmp_path: Pat
                            capture_output=True, text=True, timeout=60)
     assert "s/u: health" in shown.stdout, shown.stderr
     assert orjson.loads(orjson.dumps(row.model))["model_version"] == MODEL_VERSION
+
+
+@pytest.mark.parametrize("odd", [math.inf, math.nan, 1e300, -1.0])
+def test_a_reading_at_an_absurd_time_is_ignored(odd: float) -> None:
+    """An infinite time kept as the unit's last time dropped every later reading as "old";
+    NaN or inf would end as ``int(learned_at * 1e9)`` of the battery_health point."""
+    learning = BatteryLearning(None)
+    learning.observe("s", "ups", 1_700_000_000.0, {"ups.status": "OL", "battery.charge": 100})
+    learning.observe("s", "ups", odd, {"ups.status": "OB", "battery.charge": 99})
+    unit = learning.observe("s", "ups", 1_700_000_010.0, {"ups.status": "OB", "ups.load": 40})
+    assert unit.last_time == 1_700_000_010.0 and unit.discharging
+    assert unit.current is not None and [r.time for r in unit.current] == [1_700_000_010.0]

@@ -17,18 +17,22 @@ import random
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alerts.battery import (
     BatteryModel,
     BatterySeed,
+    DischargeEvidence,
     Reading,
     RuntimeCurve,
+    combine,
     learn,
     ordered,
     segment,
 )
+from alerts.battery.curve import EXPONENT_RANGE, NUT_DEFAULT_POINTS
+from alerts.battery.learn import SCALE_RANGE
 from simulators.engine import ScenarioRun
 from simulators.scenario import load_scenario
 from tests.harness.battery_sim import nameplate_seed, partials, rated_runtime_s, simulate, to_lb
@@ -211,6 +215,9 @@ _NUM = st.one_of(
 )
 
 
+_ODD_TIMES = st.sampled_from([math.nan, math.inf, -math.inf, 1e300, 1.7e12, -10.0])
+
+
 @st.composite
 def _streams(draw: st.DrawFn) -> list[Reading]:
     n = draw(st.integers(0, 60))
@@ -218,6 +225,7 @@ def _streams(draw: st.DrawFn) -> list[Reading]:
     out = []
     for _ in range(n):
         t += draw(st.sampled_from([0.0, 10.0, 10.0, 10.0, 35.0, 600.0]))
+        at = draw(_ODD_TIMES) if draw(st.integers(0, 19)) == 0 else t
         metrics = {
             "ups.status": draw(_FLAGS),
             "battery.charge": draw(_NUM),
@@ -226,12 +234,116 @@ def _streams(draw: st.DrawFn) -> list[Reading]:
             "ups.load": draw(st.one_of(st.none(), st.floats(0, 120), _NUM)),
             "ups.temperature": draw(_NUM),
         }
-        out.append(Reading.from_metrics(t, {k: v for k, v in metrics.items() if v is not None}))
+        out.append(Reading.from_metrics(at, {k: v for k, v in metrics.items() if v is not None}))
     return out
+
+
+def _r(t: float, status: str, **metrics: float) -> Reading:
+    return Reading.from_metrics(t, {"ups.status": status, **{
+        {"charge": "battery.charge", "runtime": "battery.runtime", "load": "ups.load",
+         "volts": "battery.voltage"}[k]: v for k, v in metrics.items()}})
+
+
+def _absurd_firmware_stream() -> list[Reading]:
+    """The OverflowError in combine(): a firmware runtime of 1e-300 s at full charge (the rated
+    curve, no nameplate) makes a discharge to empty 1e302 times the rated runtime; with a
+    second one to empty at another load and a shallow voltage discharge at < 1 % ten years
+    later, the exponent line was extrapolated to exp(1686)."""
+    year = 365 * 86400.0
+    out, t = [], 1_600_000_000.0
+    for _ in range(20):  # steady on mains at 10 %: the firmware's (absurd) table
+        out.append(_r(t, "OL", charge=100, runtime=1e-300, load=10))
+        t += 10
+    for _ in range(10):  # to empty at 10 %, no charge count: u over the rated curve
+        out.append(_r(t, "OB DISCHRG", load=10))
+        t += 10
+    out.append(_r(t, "OB LB OFF", load=10))
+    t += 10 * year  # to empty without a load figure, counted by the charge
+    out.append(_r(t, "OL", charge=100))
+    for c in (90, 80, 70, 60, 50):
+        t += 10
+        out.append(_r(t, "OB", charge=c))
+    t += 10
+    out.append(_r(t, "OB LB OFF", charge=50))
+    t += 10 * year  # a shallow voltage discharge at 0.5 %
+    out.append(_r(t, "OL", charge=100, volts=81.0, load=0.5))
+    for i in range(8):
+        t += 10
+        out.append(_r(t, "OB", charge=100 - 1.25 * (i + 1), volts=78.0 - 0.09 * i, load=0.5))
+    out.append(_r(t + 10, "OL", charge=90, volts=81.0, load=0.5))
+    return out
+
+
+def test_absurd_firmware_runtime_is_no_evidence() -> None:
+    """Regression: OverflowError (math range error) in combine() from the stream above."""
+    model = learn(_absurd_firmware_stream(), BatterySeed())
+    assert model.rated_source == "nut-default"  # 1e-300 s is no runtime table
+    assert model.health_pct is not None and 0.0 < model.health_pct <= 100.0
+    assert EXPONENT_RANGE[0] <= model.curve.exponent <= EXPONENT_RANGE[1]
+    for e in model.evidence:
+        assert SCALE_RANGE[0] <= e.runtime_scale <= SCALE_RANGE[1]
+
+
+def _evidence(end: float, load: float, scale: float, depth: float = 1.0) -> DischargeEvidence:
+    method = "empty" if depth == 1.0 else "voltage"
+    return DischargeEvidence(
+        start=end - 600.0, end=end, end_reason="off" if depth == 1.0 else "mains",
+        method=method, started_full=True, low_battery=depth == 1.0,
+        reached_empty=depth == 1.0, duration_s=600.0, mean_load_pct=load,
+        mean_temperature_c=None, used_rated=scale * depth,
+        voltage_slope=None if depth == 1.0 else -0.9 / scale, runtime_scale=scale,
+        depth=depth, health_pct=100.0, ups_runtime_at_start_s=None,
+        ups_charge_at_end_pct=None, readings=60,
+    )
+
+
+def test_the_exponent_line_is_not_extrapolated_beyond_a_curve() -> None:
+    """Two old discharges to empty at 10 % and 50 % of very different scales, and a recent
+    shallow one at 1 %: the line's slope against load was unbounded, so its value at the
+    weighted centre (near 1 %) gave a health of ~1e39 % and an exponent of ~7 (and with the
+    scales of absurd readings, an OverflowError)."""
+    ten_years = 10 * 365 * 86400.0
+    evidence = [
+        _evidence(1e9, 10.0, 1e-2),
+        _evidence(1e9 + 1e4, 50.0, 50.0),
+        _evidence(1e9 + ten_years, 1.0, 1.0, depth=0.1),
+    ]
+    rated = RuntimeCurve.through(NUT_DEFAULT_POINTS)
+    model = combine(evidence, rated, BatterySeed())
+    assert model.exponent_learned
+    assert EXPONENT_RANGE[0] <= model.curve.exponent <= EXPONENT_RANGE[1]
+    assert model.health_pct is not None and model.health_pct < 100.0 * SCALE_RANGE[1]
+    assert math.isfinite(model.curve.runtime_s)
+    # deep evidence thousands of half-lives old weighs 0.0: no exponent from it, no crash
+    ancient = [_evidence(1e3, 10.0, 0.5), _evidence(2e3, 50.0, 0.8),
+               _evidence(9e10, 1.0, 1.0, depth=0.1)]
+    assert not combine(ancient, rated, BatterySeed()).exponent_learned
+
+
+def test_absurd_scales_are_no_evidence() -> None:
+    rated = RuntimeCurve.through(NUT_DEFAULT_POINTS)
+    model = combine([_evidence(1e9, 50.0, 1e250)], rated, BatterySeed())
+    assert model.health_pct is None and model.discharges == 0
+    # a voltage slope of -1e-300 V per rated unit: 9e299 times the rated runtime
+    model = combine([_evidence(1e9, 50.0, 9e299, depth=0.2)], rated, BatterySeed())
+    assert model.health_pct is None
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf, -math.inf, 1e300, 1.7e12, -5.0])
+def test_readings_at_absurd_times_are_dropped(odd: float) -> None:
+    sim = lb_case(0.8, 0.55)
+    seed = nameplate_seed(sim.params)
+    during = sim.readings[len(sim.readings) // 2]
+    noisy = [*sim.readings, Reading(odd, during.flags, during.charge, during.runtime,
+                                    during.voltage, during.load)]
+    assert ordered(noisy) == ordered(sim.readings)
+    assert segment(noisy) == segment(sim.readings)
+    assert learn(noisy, seed) == learn(sim.readings, seed)
 
 
 @settings(max_examples=200, deadline=None)
 @given(_streams(), st.integers(0, 2**32))
+@example(_absurd_firmware_stream(), 0)
 def test_segmentation_is_robust(stream: list[Reading], shuffle_seed: int) -> None:
     rnd = random.Random(shuffle_seed)
     shuffled = stream + rnd.sample(stream, k=len(stream) // 3)  # redeliveries

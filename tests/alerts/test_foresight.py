@@ -3,15 +3,20 @@ over a real simulator run (a small fleet, a JSON schedule file, the scenario's o
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
+from alerts.battery import BatterySeed, Reading
 from alerts.config import RulesSettings
-from alerts.foresight.forecast import Recharge, drain, forecast
+from alerts.foresight.evaluator import Foresight, Verdict
+from alerts.foresight.forecast import CutForecast, Recharge, drain, forecast
+from alerts.foresight.watch import UpsWatch
 from kordon.app.verify import replay_scenario
 from kordon.fleet import read_yaml
 from kordon.model.alerts import AlertState
@@ -164,3 +169,25 @@ def test_alerts_role_reads_the_fleets_schedule_sources(tmp_path: Path) -> None:
     finally:
         role.store.close()
         role.sender.store.close()
+
+
+@pytest.mark.parametrize("odd", [math.inf, math.nan, 1e300, -1e12])
+def test_watch_ignores_readings_at_absurd_times(odd: float) -> None:
+    """``datetime.fromtimestamp`` of the reading's time raised (OverflowError, ValueError)."""
+    watch = UpsWatch("s", "ups", BatterySeed(), None, KYIV)
+    watch.observe(Reading(1_700_000_000.0, frozenset({"OL"}), charge=100.0, load=40.0))
+    watch.observe(Reading(odd, frozenset({"OB"}), charge=90.0, load=40.0))
+    assert watch.last_time == 1_700_000_000.0 and not watch.on_battery
+
+
+def test_page_words_with_an_unbounded_runtime() -> None:
+    """``approx_duration(inf)`` raised in ``round``: the runtime is then "unknown"."""
+    cut = Cut("1", 1_700_003_600.0, 1_700_010_800.0)
+    f = CutForecast(cut=cut, soc_start=0.3, soc_end=-0.2, used=0.5,
+                    runs_out_at=1_700_007_000.0, needed=0.55, margin=0.05, shed_soc_end=None,
+                    mean_load_pct=40.0, bridge_s=None, in_progress=False)
+    verdict = Verdict(site="s", device="ups", status="known", reason="", soc_now=0.3,
+                      load_pct=40.0, health_pct=80.0, runtime_full_s=math.inf,
+                      forecasts=(f,), generator=False)
+    words = Foresight._words(SimpleNamespace(zone=KYIV), verdict, f)  # type: ignore[arg-type]
+    assert "a full battery lasts unknown" in words["description"]
