@@ -29,6 +29,7 @@ from alerts import config as alerting
 from alerts.annotations import AnnotationWriter
 from alerts.battery.live import BatteryLearning, Unit
 from alerts.engine import Engine, Transition
+from alerts.foresight.publish import ForesightPublisher, Pending
 from alerts.ha import HighAvailability
 from alerts.outbox import OutboxSender
 from kordon.clock import Clock
@@ -37,6 +38,7 @@ from kordon.fleet import FleetError, load_fleet
 from kordon.model.topics import CLOCK_FILTER, STATUS_FILTER, TELEMETRY_FILTER, is_clock_topic
 from kordon.mqtt import connect_async, make_client
 from kordon.schedule import ScheduleService
+from kordon.schedule.snapshot import snapshot_path
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.battery_store import BatteryStore
 from kordon.storage.telemetry import open_telemetry_store
@@ -93,6 +95,13 @@ class AlertsRole:
             battery=battery,
             schedules=self.schedules,
         )
+        # The forecast for the API (foresight.json) and the cuts for Grafana (outage_schedule).
+        self.foresight_out: ForesightPublisher | None = None
+        if self.engine.foresight is not None:
+            self.foresight_out = ForesightPublisher(
+                snapshot_path(settings.data_dir), self.engine.foresight.zone,
+                self.annotations.submit_line if self.annotations is not None else None,
+            )
         if not self.engine.receivers:
             log.warning(
                 "no alert receivers configured (set KORDON_WEBHOOK_URL or notify.receivers): "
@@ -215,8 +224,11 @@ class AlertsRole:
                     due = self.engine.next_due()
                     speed = self.engine.stream_speed()
                     queued = self.ha.after_tick(self.clock.now())
+                    published = self._collect_foresight()
                 if notes or queued:
                     self.sender.wakeup.set()
+                if published is not None and self.foresight_out is not None:
+                    self.foresight_out.write(published)
             except Exception:
                 log.exception("alert evaluation failed; retrying")
                 due = None
@@ -228,6 +240,11 @@ class AlertsRole:
                 wait = min(wait, max(due - self.clock.now(), MIN_TICK))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _collect_foresight(self) -> Pending | None:
+        if self.foresight_out is None or self.engine.foresight is None:
+            return None
+        return self.foresight_out.collect(self.engine.foresight, self.clock.now())
 
     def _on_transition(self, event: Transition) -> None:
         log.info(

@@ -19,6 +19,7 @@ from api.app import create_app
 from api.auth import TokenBook
 from api.battery import BatteryModels
 from api.context import ApiContext
+from api.foresight import Foresights
 from api.live import LiveFollower
 from api.scenarios import ScenarioRunner
 from api.state import DeviceStates
@@ -59,7 +60,8 @@ class ApiRole:
         self.settings = settings
         cfg = settings.api
         self.host, self.port = split_host_port(cfg.addr)
-        states = DeviceStates(clock, _fleet(settings), offline_after=cfg.offline_after)
+        fleet = _fleet(settings)
+        states = DeviceStates(clock, fleet, offline_after=cfg.offline_after)
         stats = ApiStats()
         self.context = ApiContext(
             settings=settings,
@@ -87,6 +89,8 @@ class ApiRole:
         battery = BatteryModels(settings.data_dir)
         self.context.extra["battery"] = battery
         states.learned = battery.get
+        # Schedule foresight: the alerts role's foresight.json (docs/schedules.md)
+        self.context.extra["foresight"] = Foresights(settings.data_dir, fleet)
         self.app = create_app(self.context)
         self._server = uvicorn.Server(
             uvicorn.Config(

@@ -301,3 +301,73 @@ class BatteryHealth(_Out):
     learned_at: str | None
     model_version: int
     evidence: list[BatteryDischarge]
+
+
+class ScheduledCut(_Out):
+    """One planned outage of a site's queue group."""
+
+    start: str | None = Field(description="RFC 3339")
+    end: str | None = Field(description="when the grid returns, RFC 3339")
+    duration_s: float
+    definite: bool = Field(description="false for a 'possibly off' slot (forecast as a cut)")
+    in_progress: bool = Field(description="under way at the forecast's time")
+
+
+class CutVerdict(ScheduledCut):
+    """One UPS through one cut ahead (docs/schedules.md#the-forecast)."""
+
+    verdict: Literal["survives", "runs-out", "thin-margin", "generator"] = Field(
+        description="survives with the rule's margin; runs out before the grid returns; "
+        "ends under the margin; the site's generator carries it"
+    )
+    text: str = Field(description="the verdict in words")
+    charge_start_pct: float | None = Field(description="true charge expected at its start, %")
+    charge_end_pct: float | None = Field(description="left when the grid returns (< 0: ran out)")
+    needed_pct: float | None = Field(
+        description="charge needed at its start to end with the margin (> 100: even full fails)"
+    )
+    runs_out_at: str | None = Field(description="RFC 3339, when it runs out; null if it lasts")
+    short_s: float = Field(description="seconds before the grid returns that it runs out")
+    shedding_carries: bool | None = Field(
+        description="whether holding the scanners it feeds in standby carries it (null: "
+        "nothing to shed)"
+    )
+    mean_load_pct: float | None = Field(description="expected mean load over the cut, %")
+
+
+class UpsForesight(_Out):
+    id: str = Field(description="site:device")
+    device: str
+    status: Literal["known", "unknown", "emergency"]
+    verdict: Literal[
+        "survives", "runs-out", "thin-margin", "generator", "no-cuts", "unknown", "emergency"
+    ] = Field(description="on the next cut; no-cuts only when the schedule is known")
+    text: str = Field(description="the verdict on the next cut (or why there is none) in words")
+    charge_now_pct: float | None = Field(description="true charge now (learned model), %")
+    load_pct: float | None
+    health_pct: float | None = Field(description="learned battery health, % of rated")
+    runtime_full_s: float | None = Field(description="from full at the expected load")
+    generator: bool
+    cuts: list[CutVerdict]
+
+
+class SiteForesight(_Out):
+    """A site's outage schedule and each UPS's verdict on the cuts ahead (issue 15)."""
+
+    site: str
+    status: Literal["known", "unknown", "emergency"] = Field(
+        description="known: the cuts listed are the plan; unknown (reason says why) and "
+        "emergency are never 'no cuts'"
+    )
+    reason: str
+    configured: bool = Field(description="the fleet file names a schedule source for it")
+    group: str | None = Field(description="the site's queue group")
+    source: str | None = Field(description="the schedule source's name in the fleet file")
+    known_until: str | None = Field(description="RFC 3339: the plan is known up to here")
+    schedule_updated_at: str | None = Field(description="the publisher's own update time")
+    evaluated_at: str | None = Field(description="the forecast's time (a stream's, in a "
+                                     "scenario), RFC 3339")
+    written_at: str | None = Field(description="wall time the alerts role wrote it, RFC 3339")
+    next_cut: ScheduledCut | None
+    cuts: list[ScheduledCut]
+    ups: list[UpsForesight]

@@ -83,6 +83,11 @@ class Foresight:
         self.watches: dict[tuple[str, str], UpsWatch] = {}
         self.draw: dict[tuple[str, str], float] = {}  # scanners' mean power.draw, W
         self.verdicts: dict[tuple[str, str], Verdict] = {}
+        # What the page shows besides the verdicts: every fleet site's outlook as of the
+        # last evaluation (engine time), and a count the role watches to publish them.
+        self.outlooks: dict[str, Outlook] = {}
+        self.evaluated_at: float | None = None
+        self.evaluations = 0
         self._next_eval = -1.0
         self._boundary: float | None = None
 
@@ -149,6 +154,12 @@ class Foresight:
                     if edge > now and (boundary is None or edge < boundary):
                         boundary = edge
             findings.append(self._finding(verdict, rule, now))
+        for site in self.fleet.sites if self.fleet is not None else ():
+            if site not in outlooks:
+                outlooks[site] = self.schedules.outlook(site, now)
+        self.outlooks = outlooks
+        self.evaluated_at = now
+        self.evaluations += 1
         self._next_eval = now + (step or 60.0)
         self._boundary = boundary
         return findings

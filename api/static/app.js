@@ -381,6 +381,38 @@ function renderBatteries(batteries) {
   $("batteries").hidden = batteries.length === 0;
 }
 
+// ---- outage-schedule foresight ------------------------------------------------------------
+// Unknown and emergency are written as such, never as "no cuts": only a known schedule
+// without a cut ahead says "no cuts planned".
+const VERDICT_CLASS = { survives: "ok", generator: "ok", "no-cuts": "ok", "runs-out": "bad", "thin-margin": "warn" };
+function cutTime(iso) {
+  return new Date(iso).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit", hour12: false });
+}
+function cutText(cut) {
+  if (!cut) return null;
+  const maybe = cut.definite ? "" : " (possible)";
+  const now = cut.in_progress ? ", under way" : "";
+  return `${cutTime(cut.start)} – ${clockTime(Date.parse(cut.end))} (${duration(cut.duration_s).replace("about ", "")})${maybe}${now}`;
+}
+function scheduleCell(site) {
+  if (site.status === "unknown") return h("td", { class: "sched sched-unknown" }, h("strong", {}, "UNKNOWN"), ` – ${site.reason}`);
+  if (site.status === "emergency") return h("td", { class: "sched sched-emergency" }, h("strong", {}, "EMERGENCY"), ` – ${site.reason}`);
+  const group = site.group ? ` · group ${site.group}` : "";
+  if (!site.next_cut) return h("td", { class: "sched" }, `No cuts planned while the schedule is known${group}`);
+  const more = site.cuts.length > 1 ? ` · ${site.cuts.length - 1} more ahead` : "";
+  return h("td", { class: "sched" }, h("span", { class: "next-cut" }, `Next cut ${cutText(site.next_cut)}`), `${group}${more}`);
+}
+function renderForesight(sites) {
+  const body = $("foresight-table").querySelector("tbody");
+  body.replaceChildren(...sites.map((site) => h("tr", { "data-site": site.site },
+    h("th", { scope: "row" }, site.site),
+    scheduleCell(site),
+    h("td", {}, site.ups.length ? h("ul", { class: "verdicts" }, site.ups.map((u) =>
+      h("li", { "data-device": u.device, "data-verdict": u.verdict, class: `verdict-${VERDICT_CLASS[u.verdict] || "unknown"}` },
+        h("strong", {}, u.device), `: ${u.text}`))) : "–"))));
+  $("foresight").hidden = !sites.some((site) => site.configured);
+}
+
 // ---- polling and navigation -----------------------------------------------------------
 let refreshing = false;
 async function refresh() {
@@ -396,6 +428,7 @@ async function refresh() {
       try { renderAlerts(await api("/api/v1/alerts?state=active")); }
       catch (error) { renderAlerts([], `Alerts unavailable: ${error.message}`); }
       try { renderBatteries(await api("/api/v1/batteries")); } catch (error) { renderBatteries([]); }
+      try { renderForesight(await api("/api/v1/foresight")); } catch (error) { renderForesight([]); }
       if (state.device) await renderDevice(false);
     } else {
       await renderScenarios();

@@ -32,6 +32,7 @@ from kordon.dashboards.panels import (
     bar_gauge,
     influx,
     query_variable,
+    schedule_annotation,
     stat,
     state_timeline,
     table,
@@ -311,6 +312,9 @@ def ups_detail() -> Json:
             "Battery charge",
             [influx(mean_over_time("ups", "battery.charge"), alias=ALIAS)],
             "percent",
+            description="Shaded in purple: the site's scheduled cuts (outage schedule, written "
+            "by the alerts role; docs/schedules.md). Stretch the range into the future to see "
+            "the cuts ahead.",
             minimum=0,
             maximum=100,
         ),
@@ -371,6 +375,25 @@ def ups_detail() -> Json:
             show_thresholds=True,
             width=24,
         ),
+        table(
+            "Scheduled cuts ahead",
+            [
+                influx(
+                    'SELECT "summary", "duration_s", "definite" FROM "outage_schedule" '
+                    f"WHERE {SITE} AND \"status\" = 'planned' "
+                    'AND time >= now() - 6h AND time <= now() + 48h GROUP BY "site", "group"',
+                    fmt="table",
+                )
+            ],
+            description="Planned cuts of the sites' queue groups from 6 h ago to 48 h ahead, "
+            "as the alerts role read them from the schedule sources. A site whose schedule is "
+            "unknown lists none: see the operations page for why (unknown is not 'no cuts').",
+            width=24,
+            height=6,
+        ),
+    )
+    board.annotations.append(
+        schedule_annotation(SITE, [board.panel_id("Battery charge")])
     )
     return board.json()
 

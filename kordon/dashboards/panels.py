@@ -387,6 +387,32 @@ def alert_annotations(where: str) -> list[Json]:
     ]
 
 
+def schedule_annotation(where: str, panel_ids: list[int]) -> Json:
+    """Planned cuts (measurement ``outage_schedule``, written by the alerts role) as regions
+    from each cut's start to its end (``time_end``, epoch ms), on the given panels only.
+
+    A cut that began up to 12 h before the range still shades its part of it."""
+    query = (
+        'SELECT "summary", "time_end", "group" FROM "outage_schedule" '
+        f"WHERE {where} AND \"status\" = 'planned' "
+        "AND time >= ${__from}ms - 12h AND time <= ${__to}ms"
+    )
+    return {
+        "name": "Scheduled cuts",
+        "datasource": dict(DATASOURCE),
+        "enable": True,
+        "hide": False,
+        "iconColor": PURPLE,
+        "query": query,
+        "target": {"query": query, "rawQuery": True, "refId": "Anno"},
+        "titleColumn": "group",
+        "textColumn": "summary",
+        "tagsColumn": "group",
+        "timeEndColumn": "time_end",
+        "filter": {"exclude": False, "ids": panel_ids},
+    }
+
+
 @dataclass
 class Board:
     """A dashboard under construction: panels flow left to right, rows start a new line."""
@@ -433,6 +459,9 @@ class Board:
             self._x += panel.width
             self._row_height = max(self._row_height, panel.height)
         return self
+
+    def panel_id(self, title: str) -> int:
+        return next(int(p["id"]) for p in self.panels if p.get("title") == title)
 
     def json(self) -> Json:
         return {

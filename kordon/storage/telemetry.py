@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 STATUS_MEASUREMENT = "device_status"  # availability changes; tags site, kind, device
 ALERTS_MEASUREMENT = "alerts"  # alert transitions, read by Grafana as annotations
+SCHEDULE_MEASUREMENT = "outage_schedule"  # planned cuts per site (kordon/schedule/points.py)
 AGGREGATIONS = frozenset({"mean", "min", "max", "last", "first", "sum", "count"})
 
 

@@ -191,3 +191,46 @@ def test_page_words_with_an_unbounded_runtime() -> None:
                       forecasts=(f,), generator=False)
     words = Foresight._words(SimpleNamespace(zone=KYIV), verdict, f)  # type: ignore[arg-type]
     assert "a full battery lasts unknown" in words["description"]
+
+
+def test_publisher_writes_the_snapshot_and_cancels_a_dropped_cut(tmp_path: Path) -> None:
+    """Each evaluation's outlooks go to foresight.json (what the API reads); a new cut is
+    written once, and one a later schedule dropped before it began is rewritten cancelled."""
+    from alerts.config.rules import ScheduledOutageAtRiskRule
+    from alerts.foresight.evaluator import Foresight
+    from alerts.foresight.publish import ForesightPublisher
+    from kordon.fleet import Fleet
+    from kordon.schedule import StaticSchedules, parse
+    from kordon.schedule.snapshot import SnapshotReader
+
+    day = date(2024, 12, 18)
+    t0 = datetime(2024, 12, 18, tzinfo=KYIV).timestamp()
+    fleet = Fleet.model_validate({"name": "t", "sites": {
+        "a": {"queue": 3, "devices": {"ups": {"kind": "ups"}}}}})
+
+    def schedules(cuts: list[tuple[float, float]]) -> StaticSchedules:
+        return StaticSchedules.for_fleet(parse(to_json({"3": cuts}, day, day), "json"), fleet)
+
+    rule = ScheduledOutageAtRiskRule()
+    two = [(t0 + 4 * H, t0 + 6 * H), (t0 + 8 * H, t0 + 10 * H)]
+    foresight = Foresight(lambda _s, _d: rule, fleet, schedules(two))
+    lines: list[str] = []
+    publisher = ForesightPublisher(tmp_path / "foresight.json", KYIV, lines.append)
+    foresight.evaluate(t0 + H)
+    pending = publisher.collect(foresight, 100.0)
+    assert pending is not None
+    publisher.write(pending)
+    document = SnapshotReader(tmp_path / "foresight.json").read()
+    assert document is not None and document["evaluated_at"] == t0 + H
+    assert [c["start"] for c in document["sites"]["a"]["outlook"]["cuts"]] == [
+        t0 + 4 * H, t0 + 8 * H]
+    assert len(lines) == 2 and all('status="planned"' in line for line in lines)
+
+    foresight.evaluate(t0 + 2 * H)  # same plan, too soon after the last write: nothing
+    assert publisher.collect(foresight, 100.5) is None
+    foresight.schedules = schedules(two[:1])  # the next read drops the second cut
+    foresight.evaluate(t0 + 3 * H)
+    pending = publisher.collect(foresight, 102.0)
+    assert pending is not None and len(pending.lines) == 1
+    assert 'status="cancelled"' in pending.lines[0]
+    assert f" {int((t0 + 8 * H) * 1e9)}" in pending.lines[0]

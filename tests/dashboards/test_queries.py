@@ -4,7 +4,8 @@ The database is filled the way production fills it: realistic readings of all th
 kinds (a grid outage at one site, a normal day at the other) and availability messages are
 published over a real Mosquitto and stored by a real collector process. Alert events are
 written straight to the ``alerts`` measurement, as the alert engine does, because the alert
-role is not part of this test.
+role is not part of this test; so are the planned cuts (``outage_schedule``, encoded by the
+function the alerts role uses; tests/api/test_foresight.py sees the role write them).
 
 Variables are substituted the way Grafana's InfluxQL data source does it: the ``site`` and
 ``device`` variable queries run first and "All" becomes the anchored alternation of their
@@ -29,6 +30,8 @@ import pytest
 from kordon.dashboards.check import all_panels
 from kordon.dashboards.locate import dashboard_files, dashboards_dir
 from kordon.model.battery import BATTERY_MEASUREMENT
+from kordon.schedule import Cut
+from kordon.schedule.points import CANCELLED, cut_line
 from kordon.storage.lineprotocol import encode_line
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
 from tests.harness.collector import collector_process
@@ -53,6 +56,7 @@ class Filled:
     start_ms: int
     end_ms: int
     points: int
+    now: int
 
 
 def _ups(i: int, outage: bool) -> dict[str, Any]:
@@ -166,6 +170,27 @@ def _battery_lines(start: int) -> str:
     return "\n".join(lines)
 
 
+def _schedule_cuts(now: int) -> dict[str, Cut]:
+    """A cut the charge panel shades (inside the test window), one ahead for the table, and
+    one the schedule later dropped (written again as cancelled: shown nowhere)."""
+    return {
+        "past": Cut("3.1", now - 90 * 60, now - 30 * 60),
+        "ahead": Cut("3.1", now + 3600, now + 4 * 3600),
+        "dropped": Cut("3.1", now - 20 * 60, now - 10 * 60),
+    }
+
+
+def _schedule_lines(now: int) -> str:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Kyiv")
+    cuts = _schedule_cuts(now)
+    lines = [cut_line(site, cut, zone) for site in SITES for cut in cuts.values()]
+    lines.append(cut_line("uzhhorod", cuts["dropped"], zone, CANCELLED))
+    lines.append(cut_line("chop", cuts["dropped"], zone, CANCELLED))
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def private_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
     """A broker of this module's own: the dashboards use the real site names of the default
@@ -229,10 +254,12 @@ def filled(
             publisher.publish(topic, b"", retain=True)
         publisher.close()
     assert stopped == 0, collector.tail_log()
-    for lines in (_alert_lines(start), _battery_lines(start)):
+    for lines in (_alert_lines(start), _battery_lines(start), _schedule_lines(now)):
         response = httpx.post(f"{influxdb.url}/write", params={"db": database}, content=lines)
         assert response.status_code == 204, response.text
-    return Filled(influxdb, database, (start - 60) * 1000, (now + 60) * 1000, devices * READINGS)
+    return Filled(
+        influxdb, database, (start - 60) * 1000, (now + 60) * 1000, devices * READINGS, now
+    )
 
 
 def _raw_query(filled: Filled, q: str) -> list[dict[str, Any]]:
@@ -259,6 +286,8 @@ class Grafana:
         self.filled = filled
         self.values: dict[str, str] = {
             "timeFilter": f"time >= {filled.start_ms}ms and time <= {filled.end_ms}ms",
+            "__from": str(filled.start_ms),
+            "__to": str(filled.end_ms),
             "__interval": "5m",
             "interval": "5m",
             "__interval_ms": "300000",
@@ -305,7 +334,8 @@ def test_every_panel_query_returns_series(filled: Filled, path: Path) -> None:
 def test_alert_annotations_return_events(filled: Filled, path: Path) -> None:
     dashboard = json.loads(path.read_text())
     grafana = Grafana(filled, dashboard)
-    queries = [a for a in dashboard["annotations"]["list"] if a.get("query")]
+    queries = [a for a in dashboard["annotations"]["list"]
+               if a.get("query") and a["name"].startswith("Alerts")]
     assert {a["name"] for a in queries} == {"Alerts firing", "Alerts resolved"}
     for annotation in queries:
         series = _raw_query(filled, grafana.interpolate(annotation["query"]))
@@ -338,3 +368,29 @@ def test_overview_counts_what_happened(filled: Filled) -> None:
     assert [s["tags"] for s in offline] == [
         {"site": "uzhhorod", "kind": "scanner", "device": "scanner-2"}
     ]
+
+
+def test_scheduled_cuts_shade_the_charge_panel(filled: Filled) -> None:
+    """The UPS board's "Scheduled cuts" annotation draws each planned cut as a region (start
+    to ``time_end``) on the charge panel only; a cut the schedule dropped is not drawn."""
+    dashboard = json.loads((dashboards_dir() / "ups.json").read_text())
+    grafana = Grafana(filled, dashboard, {"site": "uzhhorod", "device": "ups-it"})
+    (annotation,) = [a for a in dashboard["annotations"]["list"]
+                     if a["name"] == "Scheduled cuts"]
+    panels = {p["title"]: p for p in all_panels(dashboard["panels"])}
+    assert annotation["filter"] == {"exclude": False, "ids": [panels["Battery charge"]["id"]]}
+    (series,) = _raw_query(filled, grafana.interpolate(annotation["query"]))
+    columns = series["columns"]
+    assert {annotation["timeEndColumn"], annotation["textColumn"]} <= set(columns)
+    rows = [dict(zip(columns, row, strict=True)) for row in series["values"]]
+    cuts = _schedule_cuts(filled.now)
+    # the range ends a minute from now: the past cut only; the dropped one is not drawn
+    assert [(r["time"], r["time_end"]) for r in rows] == [
+        (cuts["past"].start * 1000, cuts["past"].end * 1000)
+    ]
+    assert rows[0]["group"] == "3.1" and "uzhhorod: scheduled cut" in rows[0]["summary"]
+
+    table = panels["Scheduled cuts ahead"]["targets"][0]["query"]
+    ahead = _raw_query(filled, grafana.interpolate(table))
+    starts = sorted(row[0] for s in ahead for row in s["values"])
+    assert starts == [cuts["past"].start * 1000, cuts["ahead"].start * 1000]
