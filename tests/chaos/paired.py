@@ -4,7 +4,9 @@ A numbered stream (QoS 1, :class:`~tests.harness.mqtt.StreamPublisher`) runs whi
 ``kordon run --roles collector`` processes share it. The schedule kills them at different
 moments: one under steady load, the other the instant its partner came back (while the
 partner drains its backlog), one again the instant it reconnected (its redelivered in-flight
-window arriving), and both at once. Every wait is on the stream's progress, not on time.
+window arriving), and both at once after hanging (SIGSTOP) long enough for the broker to fill
+their in-flight windows with messages they could not acknowledge, which must come back.
+Every wait is on the stream's progress, not on time.
 
 Then every (device, seq) the broker acknowledged to the publisher must be in InfluxDB once.
 A reading processed twice (the killed member had spooled or even written it but not yet
@@ -17,6 +19,7 @@ saw (MQTT DUP flag) so a run shows that the merge was exercised, not assumed.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 import uuid
@@ -81,6 +84,12 @@ class _Member:
 
     def kill(self) -> None:
         self.process.stop(signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """SIGSTOP: a hung collector. The broker fills its in-flight window (receive
+        maximum) with messages it can no longer acknowledge, so they must come back."""
+        assert self.process.process is not None
+        os.kill(self.process.process.pid, signal.SIGSTOP)
 
 
 def run_paired(
@@ -152,9 +161,12 @@ def run_paired(
         b.start()
         event("b restarted")
         published(away_messages)
+        a.freeze()
+        b.freeze()
+        published(away_messages)
         a.kill()
         b.kill()
-        event("a and b SIGKILLed together")
+        event("a and b hung (SIGSTOP), then SIGKILLed together")
         published(away_messages)
         a.start()
         b.start()
