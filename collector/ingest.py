@@ -37,6 +37,7 @@ class Ingest:
         source: str = "collector",
         guard: CardinalityGuard | None = None,
         types: FieldTypes | None = None,
+        track_seq: bool = True,
     ) -> None:
         self.stats = stats
         self.types = types if types is not None else FieldTypes(stats)
@@ -44,6 +45,9 @@ class Ingest:
         self.deadletter_payload_bytes = deadletter_payload_bytes
         self.source = source
         self.guard = guard
+        # A member of a shared group sees only its round-robin share of each device's
+        # sequence, so it would count the other members' readings as gaps.
+        self.track_seq = track_seq
         self._refs: dict[str, tuple[TopicRef, str]] = {}
         self._last_seq: dict[tuple[str, str, str], int] = {}
 
@@ -79,7 +83,8 @@ class Ingest:
         if decoded.lines:
             self.stats.readings_accepted += len(decoded.lines)
             result.records = records.pack(decoded.lines)
-            self._track_seq(ref, decoded.seqs)
+            if self.track_seq:
+                self._track_seq(ref, decoded.seqs)
         if decoded.errors:
             code = decoded.errors[0].code
             result.deadletter = self._reject(topic, payload, code, decoded.errors, now).deadletter

@@ -67,6 +67,7 @@ class CollectorRole:
             source=self.client_id,
             guard=self.guard,
             types=self.types,
+            track_seq=settings.mqtt.protocol != "5",
         )
         self.source = MqttSource(
             settings.mqtt,
@@ -124,6 +125,11 @@ class CollectorRole:
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         log.info("collector %s: spool in %s", self.client_id, self.spool.directory)
+        if not self.ingest.track_seq:
+            log.info(
+                "MQTT 5 shared group: seq gaps are not counted here (each member sees only "
+                "its share of a device's readings); count them in storage or in the alerts role"
+            )
         if self.settings.collector.metrics_addr:
             host, port = split_host_port(self.settings.collector.metrics_addr)
             self._metrics_server, _ = start_http_server(port, host, registry=metrics.REGISTRY)
@@ -158,6 +164,8 @@ class CollectorRole:
         self.acks.new_session()
 
     def _on_message(self, message: paho.MQTTMessage) -> None:
+        if message.dup:
+            self.stats.messages_redelivered += 1
         try:
             result = self.ingest.handle(message.topic, message.payload, self.clock.now())
         except Exception:  # the collector never crashes on input

@@ -19,6 +19,9 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 class CollectorStats(Collector):
     def __init__(self) -> None:
         self.messages_received = 0
+        # Messages the broker sent again (DUP flag): after a kill or a lost connection, the
+        # unacknowledged in-flight window comes back. Storage must merge them (idempotent).
+        self.messages_redelivered = 0
         self.readings_accepted = 0
         self.status_received = 0
         self.deadlettered = 0
@@ -83,6 +86,11 @@ class CollectorStats(Collector):
         p = "kordon_collector_"
         simple = (
             ("messages_received", "MQTT messages received", self.messages_received),
+            (
+                "messages_redelivered",
+                "MQTT messages received again (DUP flag) after a reconnect",
+                self.messages_redelivered,
+            ),
             ("readings_accepted", "readings validated and spooled", self.readings_accepted),
             ("status_received", "availability messages received", self.status_received),
             ("lines_written", "lines written to InfluxDB", self.lines_written),

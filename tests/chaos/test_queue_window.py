@@ -13,17 +13,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.chaos.window import measure
 from tests.harness import InfluxServer, MosquittoServer
 
 REPORTED_LIMIT = 65_535
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_collector_away_past_65535_queued_messages_loses_nothing(
-    tmp_path: Path, own_mosquitto: MosquittoServer, influxdb: InfluxServer
+    tmp_path: Path, own_mosquitto: MosquittoServer, influxdb: InfluxServer, protocol: str
 ) -> None:
+    # MQTT 5 once seemed to stall here; the cause was a measurement left behind (a member
+    # of an earlier run kept its session in the same shared group and took half the stream;
+    # docs/reliability.md). Each run now has a group of its own and clears its sessions.
     result = measure(
-        tmp_path, own_mosquitto, influxdb, collectors=1, rate=8000, away_messages=70_000
+        tmp_path,
+        own_mosquitto,
+        influxdb,
+        collectors=1,
+        rate=8000,
+        away_messages=70_000,
+        protocol=protocol,
     )
     print(result.text())
     assert result.away_messages > REPORTED_LIMIT, result.text()

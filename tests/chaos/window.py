@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
 from tests.harness.collector import collector_process
-from tests.harness.mqtt import StreamPublisher
+from tests.harness.mqtt import StreamPublisher, clear_session
 
 
 @dataclass
@@ -86,6 +86,9 @@ def measure(
             database,
             client_id=f"{site}-c{index}",
             protocol=protocol,
+            # A group of its own: a member left by an earlier run on this broker would take
+            # its round-robin share of this run's stream into a queue nobody reads.
+            shared_group=site,
             extra_config=f'  metrics_addr: "127.0.0.1:{ports[index]}"\n',
         )
         for index in range(collectors)
@@ -138,3 +141,5 @@ def measure(
             stream.stop(settle=5)
         for process in processes:
             process.stop()
+        for index in range(collectors):
+            clear_session(broker.host, broker.port, f"{site}-c{index}")

@@ -15,6 +15,7 @@ def collector_process(
     *,
     client_id: str = "collector-test",
     protocol: str = "3.1.1",
+    shared_group: str = "kordon",
     extra_config: str = "",
 ) -> KordonProcess:
     config = tmp_path / f"{client_id}.yaml"
@@ -22,6 +23,7 @@ def collector_process(
         f"""mqtt:
   protocol: "{protocol}"
   client_id: {client_id}
+  shared_group: "{shared_group}"
 collector:
   flush_interval: 0.05
   stats_interval: 5s

@@ -81,6 +81,28 @@ class Recorder:
         self.client.loop_stop()
 
 
+def clear_session(host: str, port: int, client_id: str) -> None:
+    """End a persistent MQTT 5 session: connect its client id with a session expiry of 0.
+
+    A collector that leaves a shared group keeps its session (expiry 1 h) and the broker goes
+    on queueing its round-robin share for nobody; a measurement that leaves such a session
+    behind takes a share of every later run's stream on the same broker.
+    """
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0
+    client.connect(host, port, clean_start=True, properties=properties)
+    client.loop_start()
+    try:
+        wait_until(client.is_connected, 10, what=f"{client_id} to connect")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 class StreamPublisher:
     """Publishes numbered UPS readings from many devices at a steady rate, in a thread.
 
