@@ -171,27 +171,6 @@ def _rank(alert: Alert) -> int:
     return SEVERITY_RANK.get(alert.labels.get("severity", ""), 1)
 
 
-_NOT_SUBJECT = frozenset({"alertname", "severity", "cause"})
-
-
-def _subject(alert: Alert) -> tuple[tuple[str, str], ...]:
-    """What an alert is about (its site and device), whatever it says about it."""
-    return tuple(sorted((k, v) for k, v in alert.labels.items() if k not in _NOT_SUBJECT))
-
-
-def _details(firing: list[Alert], told: frozenset[str]) -> set[str]:
-    """New firing alerts that add no news: the receiver already knows an alert of the same
-    subject at least as severe (a UPS's BatteryLow after its depletion page). They ride with
-    the group's next notification instead of causing one."""
-    known: dict[tuple[tuple[str, str], ...], int] = {}
-    for alert in firing:
-        if alert.fingerprint in told:
-            subject = _subject(alert)
-            known[subject] = max(known.get(subject, -1), _rank(alert))
-    return {a.fingerprint for a in firing if a.fingerprint not in told
-            and known.get(_subject(a), -1) >= _rank(a)}
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -281,10 +260,8 @@ class Dispatcher:
         # Before a group's first notification only a critical alert cuts group_wait short.
         told_rank = max((_rank(a) for a in group.alerts.values() if a.fingerprint in told),
                         default=1)
-        details = _details(firing, told)
         urgent = any(
-            a.fingerprint not in told and a.fingerprint not in details
-            and (_rank(a) >= 2 or _rank(a) > told_rank) for a in firing
+            a.fingerprint not in told and (_rank(a) >= 2 or _rank(a) > told_rank) for a in firing
         )
         when: float | None = now + route.urgent_wait if urgent else None
         # The end of an incident is urgent too: the incident alert itself (it carries a
@@ -393,7 +370,7 @@ class Dispatcher:
             told = previous.firing if previous else frozenset()
             firing_fps = frozenset(a.fingerprint for a in firing)
             tell_resolved = [a for a in resolved if a.fingerprint in told]
-            news = bool(firing_fps - told - _details(firing, told)) or bool(tell_resolved)
+            news = bool(firing_fps - told) or bool(tell_resolved)
             send = news
             if not send and previous is not None and self._material_changed(
                 group, route.receiver, firing, worse_only=not regular

@@ -33,6 +33,12 @@ BUILTIN = [
         equal=["site"],
     ),
     InhibitRuleSettings(
+        # The depletion page already said how long this UPS lasts; its LB is no second page.
+        source_matchers=['alertname="BatteryDepletionImminent"'],
+        target_matchers=['alertname="BatteryLow"'],
+        equal=["site", "device"],
+    ),
+    InhibitRuleSettings(
         source_matchers=['alertname="SiteUnreachable"'],
         target_matchers=['alertname="DeviceOffline"'],
         equal=["site"],
