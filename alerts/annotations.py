@@ -84,7 +84,10 @@ class AnnotationWriter:
         self._thread.join(timeout)
 
     def submit(self, event: Transition) -> None:
-        line = annotation_line(event)
+        self.submit_line(annotation_line(event))
+
+    def submit_line(self, line: str) -> None:
+        """Any line for the same store (the learned ``battery_health`` points too)."""
         with self._lock:
             if len(self._queue) >= self.capacity:
                 self._queue.popleft()

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from alerts.battery.live import BatteryLearning
 from alerts.config import NotifySettings, RuleBase, RulesSettings
 from alerts.dispatch import Decisions, Dispatcher, Notification, build_routes
 from alerts.evaluate import (
@@ -31,15 +32,17 @@ from alerts.evaluate import (
 )
 from alerts.inhibit import Inhibitor
 from alerts.outbox import fan_out, targets_of
+from alerts.replace_battery import replace_battery
 from alerts.rules import PRIORITY, RuleBook
 from alerts.silence import Silencer
 from alerts.state import Alert, AlertKey
 from alerts.tracker import DeviceState, DeviceTracker, SiteState
-from kordon.fleet import Fleet
+from kordon.fleet import Fleet, UpsParams
 from kordon.model.alerts import AlertState
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import DecodeLimits, decode_telemetry
 from kordon.model.topics import Channel, TopicError, parse_topic
+from kordon.schedule import SiteSchedules
 from kordon.storage.alert_store import AlertStore
 
 log = logging.getLogger("alerts.engine")
@@ -70,6 +73,8 @@ class Engine:
         fleet: Fleet | None = None,
         limits: DecodeLimits = _LIVE_LIMITS,
         on_transition: Callable[[Transition], None] | None = None,
+        schedules: SiteSchedules | None = None,
+        battery: BatteryLearning | None = None,
     ) -> None:
         self.settings = rules
         self.notify = notify
@@ -77,6 +82,10 @@ class Engine:
         self.limits = limits
         self.rulebook = RuleBook(rules)
         self.tracker = DeviceTracker(fleet)
+        self.fleet = fleet
+        # Battery learning per UPS on the stream's clock (alerts/battery/live.py).
+        self.battery = battery if battery is not None else BatteryLearning(fleet)
+        self.foresight = _foresight(self.rulebook, fleet, schedules, self._battery_model)
         self.inhibitor = Inhibitor(rules.inhibit)
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
@@ -171,6 +180,12 @@ class Engine:
             for reading in readings:
                 state.apply(reading.fields)
                 update_depletion(state, reading.ts_ns / 1e9, rules)
+                if state.kind is DeviceKind.UPS:
+                    self.battery.observe(ref.site, ref.device, reading.ts_ns / 1e9,
+                                         reading.fields)
+                if self.foresight is not None:
+                    self.foresight.observe(state.site, state.kind, state.device,
+                                           reading.ts_ns / 1e9, reading.fields)
         self._evaluate_device(state, now)
         if state.picture() != picture_before:
             self._dirty_sites.add(state.site)
@@ -204,10 +219,36 @@ class Engine:
             key = ("BatteryDepletionImminent", site, device)
             current = self.alerts.get(key)
             firing = current is not None and current.state is AlertState.FIRING
-            active, notes = depletion_imminent(state, rules, firing)
+            unit = self.battery.units.get((site, device))
+            learned = None
+            if unit is not None and unit.model is not None:
+                tte = unit.learned_time_to_empty()
+                if tte is not None and unit.model.health_pct is not None:
+                    learned = (tte, f"its learned battery curve (health "
+                                    f"{unit.model.health_pct:.0f}%)")
+            active, notes = depletion_imminent(state, rules, firing, learned)
             self._set(key, rules.depletion, active, notes,
                       lambda: self._labels(key[0], rules.depletion, state), now)
+        if state.kind is DeviceKind.UPS and state.has_data:
+            self._evaluate_replace(state, rules.replace, now)
         self._evaluate_offline(state, now)
+
+    def _evaluate_replace(self, state: DeviceState, rule: RuleBase, now: float) -> None:
+        site, device = state.site, state.device
+        line = rule.health_below  # type: ignore[attr-defined]
+        autonomy = None
+        if self.fleet is not None:
+            params = self.fleet.sites.get(site)
+            ups = params.devices.get(device) if params is not None else None
+            if isinstance(ups, UpsParams) and "replace_battery_below" in ups.model_fields_set:
+                line = ups.replace_battery_below
+            autonomy = self.fleet.autonomy(site, device)
+        active, notes = replace_battery(
+            self.battery.units.get((site, device)), rule, line, autonomy,  # type: ignore[arg-type]
+            state.name,
+        )
+        self._set(("ReplaceBattery", site, device), rule, active, notes,
+                  lambda: self._labels("ReplaceBattery", rule, state), now)
 
     def _evaluate_offline(self, state: DeviceState, now: float) -> None:
         rule = self.rulebook.device(state.kind, state.site, state.device).offline
@@ -285,6 +326,8 @@ class Engine:
             self.tracker.next_deadline(),
             self.dispatcher.next_due(),
             self.silencer.next_change(self._last_tick),
+            self.foresight.next_due() if self.foresight is not None else None,
+            self.battery.next_due(),
         ]
         for alert in self.alerts.values():
             candidates.append(alert.next_due())
@@ -319,12 +362,35 @@ class Engine:
         for state in self.tracker.sweep(now):
             self._evaluate_offline(state, now)
             self._dirty_sites.add(state.site)
+        for site, device in self.battery.sweep(now):
+            state = self.tracker.get(site, device)
+            if state is not None:
+                self._evaluate_device(state, now)
         for name in sorted(self._dirty_sites):
             site = self.tracker.sites.get(name)
             if site is not None:
                 self._evaluate_site(site, now)
         self._dirty_sites.clear()
         self._reload()
+        if self.foresight is not None and self.foresight.due(now):
+            self._foresee(now)
+
+    def _battery_model(self, site: str, device: str):  # type: ignore[no-untyped-def]
+        """The engine's learned (and stored) battery model of a UPS, for the forecast."""
+        unit = self.battery.units.get((site, device))
+        return unit.model if unit is not None else None
+
+    def _foresee(self, now: float) -> None:
+        """ScheduledOutageAtRisk: each UPS's forecast against its site's scheduled cuts."""
+        assert self.foresight is not None
+        for found in self.foresight.evaluate(now):
+            state = self.tracker.get(found.site, found.device)
+            if state is None:
+                continue
+            self._set(("ScheduledOutageAtRisk", found.site, found.device), found.rule,
+                      found.active, found.annotations,
+                      lambda s=state, r=found.rule: self._labels("ScheduledOutageAtRisk", r, s),
+                      now)
 
     def _step(self, now: float) -> list[Transition]:
         """Move every alert through its life cycle, inhibitors first (PRIORITY)."""
@@ -395,3 +461,16 @@ class Engine:
     # ------------------------------------------------------------------ views
     def firing(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is AlertState.FIRING]
+
+
+def _foresight(rulebook: RuleBook, fleet: Fleet | None, schedules: SiteSchedules | None,
+               model_of):  # type: ignore[no-untyped-def]
+    """The schedule forecast, when the engine was given schedules (issue 15)."""
+    if schedules is None:
+        return None
+    from alerts.foresight.evaluator import Foresight
+
+    def rule_of(site: str, device: str):  # type: ignore[no-untyped-def]
+        return rulebook.rule("ScheduledOutageAtRisk", "ups", site, device)
+
+    return Foresight(rule_of, fleet, schedules, model_of)

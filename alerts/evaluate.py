@@ -172,7 +172,15 @@ def update_depletion(state: DeviceState, when: float, rules: DeviceRules) -> Non
     state.eta, state.rate = fit if fit is not None else (None, None)
 
 
-def depletion_imminent(state: DeviceState, rules: DeviceRules, firing: bool) -> Result:
+def depletion_imminent(
+    state: DeviceState,
+    rules: DeviceRules,
+    firing: bool,
+    learned: tuple[float, str] | None = None,
+) -> Result:
+    """``learned``: (seconds to empty by the UPS's learned battery curve, what it is), used
+    instead of the UPS's own ``battery.runtime`` when it is more pessimistic (a worn battery's
+    firmware counts against the nameplate and stays optimistic to the end)."""
     rule = rules.depletion
     if firing and state.kind is DeviceKind.UPS and state.dark and state.dark_at is not None:
         # After empty the fit has nothing to predict; say what happened instead.
@@ -189,22 +197,39 @@ def depletion_imminent(state: DeviceState, rules: DeviceRules, firing: bool) -> 
     # Hysteresis: to clear, the prediction must rise well above the threshold.
     limit = rule.threshold * (rule.resolve_factor if firing else 1.0)
     own = state.runtime
+    eta = state.eta
+    use_learned = learned is not None and (own is None or learned[0] < own)
+    if use_learned:
+        assert learned is not None
+        own = learned[0]
+        eta = min(eta, learned[0])
     agrees = own is None or own < limit * rule.runtime_factor
-    if state.eta >= limit or not agrees:
+    if eta >= limit or not agrees:
         if not firing:
             return False, {}
         return False, {
             "summary": (
                 f"{NOUN[state.kind]} {state.name} no longer runs out soon: "
-                f"{_minutes(state.eta)} left at {_charge(state)} charge"
+                f"{_minutes(eta)} left at {_charge(state)} charge"
             ),
             "description": "The discharge slowed down (less load, or a generator took over).",
         }
-    own_text = f"; the UPS itself estimates {_minutes(own)}" if own is not None else ""
+    if use_learned:
+        assert learned is not None
+        said = (f", {_minutes(state.runtime)} by the UPS's own estimate"
+                if state.runtime is not None else "")
+        summary_tail = f" by {learned[1]}{said}"
+        own_text = (
+            f"; by {learned[1]}, which is more pessimistic than the UPS's own estimate and so "
+            f"is the one used, it is empty in {_minutes(learned[0])}"
+        )
+    else:
+        summary_tail = ""
+        own_text = f"; the UPS itself estimates {_minutes(own)}" if own is not None else ""
     return True, {
         "summary": (
-            f"{NOUN[state.kind]} {state.name} will be empty in {_minutes(state.eta)} "
-            f"({_charge(state)} charge, falling {state.rate or 0:.1f}%/min)"
+            f"{NOUN[state.kind]} {state.name} will be empty in {_minutes(eta)} "
+            f"({_charge(state)} charge, falling {state.rate or 0:.1f}%/min){summary_tail}"
         ),
         "description": (
             f"Least-squares fit of the last {format_duration(rule.window)} of battery charge "

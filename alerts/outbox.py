@@ -28,9 +28,13 @@ log = logging.getLogger("alerts.outbox")
 
 
 def targets_of(settings: NotifySettings) -> dict[str, list[str]]:
-    """Receiver name -> its outbox targets (``name/kind``), in registry order."""
+    """Receiver name -> its outbox targets (``name/kind``) for routed notifications, in
+    registry order. Kinds that take every alert instead (``routed`` false: Alertmanager) are
+    left out: :mod:`alerts.push` feeds them."""
     targets: dict[str, list[str]] = {}
-    for target in settings.integrations():
+    for target, config in settings.integrations().items():
+        if not config.routed:
+            continue
         name, _, _kind = target.rpartition("/")
         targets.setdefault(name, []).append(target)
     return targets

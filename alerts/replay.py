@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from alerts.battery.live import BatteryLearning
 from alerts.config import NotifySettings, RulesSettings
 from alerts.dispatch import Notification
 from alerts.engine import Engine, Transition
 from kordon.fleet import Fleet
 from kordon.model.payload import DecodeLimits
 from kordon.model.rehearsal import TimedMessage
+from kordon.schedule import SiteSchedules
 from kordon.storage.alert_store import AlertStore
 
 # A replay has no broker in between, so the engine sees every message at its own event time;
@@ -42,8 +44,13 @@ def replay(
     end: float,
     fleet: Fleet | None = None,
     notify: NotifySettings | None = None,
+    schedules: SiteSchedules | None = None,
+    battery: BatteryLearning | None = None,
 ) -> ReplayResult:
-    """Run ``messages`` (from ``start`` to ``end``, epoch seconds) through a fresh engine."""
+    """Run ``messages`` (from ``start`` to ``end``, epoch seconds) through a fresh engine.
+
+    ``battery``: the battery learner to use (e.g. one with a store, to keep what it learned);
+    a fresh in-memory one by default."""
     if notify is None:
         # A receiver that exists only in the replay, so routing and grouping run as live.
         notify = NotifySettings(webhook_url="http://replay.invalid/")
@@ -51,7 +58,7 @@ def replay(
     store = AlertStore(":memory:")
     engine = Engine(
         rules, notify, store, start, fleet=fleet, limits=_REPLAY_LIMITS,
-        on_transition=result.transitions.append,
+        on_transition=result.transitions.append, battery=battery, schedules=schedules,
     )
 
     def tick_until(until: float, inclusive: bool) -> None:

@@ -14,20 +14,25 @@ from __future__ import annotations
 import logging
 import threading
 from functools import partial
+from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from alerts import config as alerting
 from alerts.annotations import AnnotationWriter
+from alerts.battery.live import BatteryLearning, Unit
 from alerts.engine import Engine, Transition
+from alerts.ha import HighAvailability
 from alerts.outbox import OutboxSender
 from kordon.clock import Clock
 from kordon.config import ConfigError, Settings
 from kordon.fleet import FleetError, load_fleet
 from kordon.model.topics import STATUS_FILTER, TELEMETRY_FILTER
 from kordon.mqtt import connect_async, make_client
+from kordon.schedule import ScheduleService
 from kordon.storage.alert_store import AlertStore
+from kordon.storage.battery_store import BatteryStore
 from kordon.storage.telemetry import open_telemetry_store
 
 log = logging.getLogger("alerts")
@@ -46,6 +51,13 @@ class AlertsRole:
                 fleet = load_fleet(settings.fleet.file)
             except FleetError as exc:
                 raise ConfigError(f"fleet.file: {exc}") from None
+        # Outage schedules for ScheduledOutageAtRisk (issue 15): read on their own thread.
+        self.schedules: ScheduleService | None = None
+        if fleet is not None and fleet.schedules and settings.fleet.file is not None:
+            self.schedules = ScheduleService(
+                fleet, data_dir=Path(settings.data_dir),
+                base_dir=Path(settings.fleet.file).resolve().parent, clock=clock,
+            )
         self.store = AlertStore.in_data_dir(settings.data_dir)
         self.annotations: AnnotationWriter | None = None
         if self.config.rules.write_influx:
@@ -55,6 +67,10 @@ class AlertsRole:
                 create_database=settings.influx.create_database,
             )
         self._lock = threading.Lock()
+        # Learned battery models survive restarts (battery.sqlite); health over time goes to
+        # the telemetry store with the annotations (measurement battery_health).
+        self.battery_store = BatteryStore.in_data_dir(settings.data_dir)
+        battery = BatteryLearning(fleet, self.battery_store, on_model=self._on_battery_model)
         self.engine = Engine(
             self.config.rules,
             self.config.notify,
@@ -62,6 +78,8 @@ class AlertsRole:
             clock.now(),
             fleet=fleet,
             on_transition=self._on_transition,
+            battery=battery,
+            schedules=self.schedules,
         )
         if not self.engine.receivers:
             log.warning(
@@ -70,6 +88,10 @@ class AlertsRole:
             )
         self.sender = OutboxSender(
             AlertStore.in_data_dir(settings.data_dir), self.config.notify, clock.now
+        )
+        # Alertmanager pushes, the Watchdog and readiness (/readyz): alerts/ha.py.
+        self.ha = HighAvailability(
+            self.config, self.store, self.engine, lambda: self.connected.is_set()
         )
         self.client_id = settings.mqtt.client_id_for("alerts")
         self.client = make_client(settings.mqtt, self.client_id, persistent=False)
@@ -88,6 +110,9 @@ class AlertsRole:
         if self.annotations is not None:
             self.annotations.start()
         self.sender.start()
+        self.ha.start()
+        if self.schedules is not None:
+            self.schedules.start()
         self._ticker.start()
         connect_async(self.client, self.settings.mqtt, persistent=False)
         self.client.loop_start()
@@ -98,11 +123,15 @@ class AlertsRole:
         self._stop.set()
         self._wake.set()
         self._ticker.join(timeout)
+        self.ha.stop()
+        if self.schedules is not None:
+            self.schedules.stop()
         self.sender.stop(timeout)
         if self.annotations is not None:
             self.annotations.stop(min(timeout, 5.0))
         self.store.close()
         self.sender.store.close()
+        self.battery_store.close()
         log.info("alerts stopped: %s", self.engine.counters)
 
     def healthy(self) -> bool:
@@ -116,6 +145,7 @@ class AlertsRole:
             log.error("MQTT connection refused: %s", reason)
             return
         self.connected.set()
+        self.ha.connected()
         client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
 
     def _on_subscribe(self, *_args: object) -> None:
@@ -126,6 +156,7 @@ class AlertsRole:
         log.warning("MQTT connection lost; reconnecting")
 
     def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
+        self.ha.message()
         try:
             with self._lock:
                 self.engine.handle(message.topic, message.payload, self.clock.now())
@@ -144,7 +175,8 @@ class AlertsRole:
                 with self._lock:
                     notes = self.engine.tick(self.clock.now())
                     due = self.engine.next_due()
-                if notes:
+                    queued = self.ha.after_tick(self.clock.now())
+                if notes or queued:
                     self.sender.wakeup.set()
             except Exception:
                 log.exception("alert evaluation failed; retrying")
@@ -165,6 +197,16 @@ class AlertsRole:
         )
         if self.annotations is not None:
             self.annotations.submit(event)
+
+
+    def _on_battery_model(self, unit: Unit, line: str) -> None:
+        model = unit.model
+        if model is not None and model.health_pct is not None:
+            log.info("battery %s/%s: health %.0f%% from %d discharges (confidence %.2f)",
+                     unit.site, unit.device, model.health_pct, model.discharges,
+                     model.confidence)
+        if self.annotations is not None:
+            self.annotations.submit_line(line)
 
 
 def build(settings: Settings, clock: Clock) -> AlertsRole:

@@ -16,6 +16,7 @@ from alerts.config.rules import (
     BatteryLowRule,
     DeviceOfflineRule,
     MainsPowerLostRule,
+    ReplaceBatteryRule,
     RuleBase,
     RulesSettings,
     SitePowerOutageRule,
@@ -31,6 +32,8 @@ PRIORITY: dict[str, int] = {
     "BatteryLow": 1,
     "MainsPowerLost": 2,
     "DeviceOffline": 2,
+    "ScheduledOutageAtRisk": 2,
+    "ReplaceBattery": 3,
 }
 
 
@@ -40,6 +43,7 @@ class DeviceRules:
     low: BatteryLowRule
     depletion: BatteryDepletionRule
     offline: DeviceOfflineRule
+    replace: ReplaceBatteryRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ class RuleBook:
                 low=self.rule("BatteryLow", kind, site, device),  # type: ignore[arg-type]
                 depletion=self.rule("BatteryDepletionImminent", kind, site, device),  # type: ignore[arg-type]
                 offline=self.rule("DeviceOffline", kind, site, device),  # type: ignore[arg-type]
+                replace=self.rule("ReplaceBattery", kind, site, device),  # type: ignore[arg-type]
             )
         return rules
 

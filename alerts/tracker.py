@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from alerts.depletion import DischargeHistory
 from kordon.fleet import OWN_GENERATOR_FEED, SITE_FEED, Fleet
 from kordon.model.kinds import DeviceKind
+from kordon.model.nut import figure
 
 UPS, SCANNER, RADIO = DeviceKind.UPS, DeviceKind.SCANNER, DeviceKind.RADIO
 
@@ -122,12 +123,12 @@ class DeviceState:
                 self.grid_ok = not self.on_battery
                 if not self.on_battery:
                     self.seen_mains = True
-            runtime = fields.get("battery.runtime")
-            if isinstance(runtime, int | float) and not isinstance(runtime, bool):
-                self.runtime = float(runtime)
-            voltage = fields.get("input.voltage")
-            if isinstance(voltage, float):
-                self.input_voltage = voltage
+            # A sentinel (65535 s, a negative runtime) is the unit saying "unknown": it
+            # replaces the previous estimate rather than standing as a figure.
+            if "battery.runtime" in fields:
+                self.runtime = figure("battery.runtime", fields["battery.runtime"])
+            if "input.voltage" in fields:
+                self.input_voltage = figure("input.voltage", fields["input.voltage"])
         else:
             source = fields.get("power.source")
             if isinstance(source, str):
@@ -144,9 +145,8 @@ class DeviceState:
                     self.grid_ok = False
                 self.on_battery = source in ("battery", "ups")
                 self.charging = source == "mains"
-        charge = fields.get("battery.charge")
-        if isinstance(charge, float):
-            self.charge = charge
+        if "battery.charge" in fields:
+            self.charge = figure("battery.charge", fields["battery.charge"])
 
 
 @dataclass(slots=True)

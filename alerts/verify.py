@@ -23,6 +23,7 @@ from kordon.durations import format_duration
 from kordon.fleet import Fleet
 from kordon.model.alerts import AlertState
 from kordon.model.rehearsal import Expectation, TimedMessage
+from kordon.schedule import SiteSchedules
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +99,10 @@ def verify(
     start: float,
     end: float,
     fleet: Fleet | None = None,
+    schedules: SiteSchedules | None = None,
 ) -> list[Check]:
     """Replay ``messages`` (``start`` to ``end``) through a fresh engine and check them."""
-    result = replay(messages, rules, start=start, end=end, fleet=fleet)
+    result = replay(messages, rules, start=start, end=end, fleet=fleet, schedules=schedules)
     return check(name, expectations, result)
 
 

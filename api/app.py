@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.context import ApiContext
-from api.routes import alerts, devices, health, scenarios
+from api.routes import alerts, battery, devices, health, scenarios
 from api.stats import StatsMiddleware
 from kordon import __version__
 
@@ -35,6 +35,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(alerts.router)
     app.include_router(scenarios.router)
+    app.include_router(battery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -17,6 +17,7 @@ import uvicorn
 from api.alerts import open_backend
 from api.app import create_app
 from api.auth import TokenBook
+from api.battery import BatteryModels
 from api.context import ApiContext
 from api.live import LiveFollower
 from api.scenarios import ScenarioRunner
@@ -83,6 +84,9 @@ class ApiRole:
             "seconds since current state was last read from InfluxDB",
             lambda: time.monotonic() - states.last_refresh if states.last_refresh else -1.0,
         )
+        battery = BatteryModels(settings.data_dir)
+        self.context.extra["battery"] = battery
+        states.learned = battery.get
         self.app = create_app(self.context)
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -165,6 +169,7 @@ class ApiRole:
         if self.context.alerts is not None:
             self.context.alerts.close()
         self.context.influx.close()
+        self.context.extra["battery"].close()
         metrics.unregister("api")
 
     def healthy(self) -> bool:

@@ -35,6 +35,21 @@ class Problem(_Out):
     instance: str | None = None
 
 
+class SiteClock(_Out):
+    """The time a site is judged on: the wall clock, or a live stream's scenario clock."""
+
+    source: Literal["wall", "stream"] = Field(
+        description="wall: real devices; stream: a live stream announced this site "
+        "(docs/simulators.md#stream-clock)"
+    )
+    stream: str | None = Field(description="the stream's id (null on the wall clock)")
+    now: str = Field(description="the site's time when this answer was built, RFC 3339")
+    speed: float = Field(
+        description="site seconds per wall second: 1 on the wall clock, the stream's speed "
+        "(0: held) on a stream; extrapolate now with it between polls"
+    )
+
+
 class Device(_Out):
     id: str = Field(description="site:device, unique across the fleet")
     site: str
@@ -50,8 +65,18 @@ class Device(_Out):
     power_source: PowerSource | None
     fed_by: str | None = Field(description="site, generator, or the UPS that feeds it")
     battery_charge: float | None = Field(description="%")
-    time_to_empty: float | None = Field(description="seconds of battery the UPS predicts")
+    time_to_empty: float | None = Field(
+        description="seconds of battery left: the UPS's own battery.runtime, or the learned "
+        "battery curve when that is more pessimistic"
+    )
+    time_to_empty_source: Literal["ups", "learned"] | None = Field(
+        None, description="which of the two time_to_empty is"
+    )
     ups_status: str | None = Field(description="NUT ups.status flags")
+    clock: SiteClock = Field(
+        description="the clock of the device's site that state and last_seen are judged "
+        "on (as of the list's snapshot, at most about a second old)"
+    )
 
 
 class MetricValue(_Out):
@@ -98,6 +123,7 @@ class SiteAlerts(_Out):
 class Site(_Out):
     site: str
     title: str
+    clock: SiteClock
     in_fleet: bool
     power: SitePower
     power_text: str
@@ -203,6 +229,24 @@ class ScenarioRun(_Out):
     log: list[str] = Field(description="the run's last output lines (detail view only)")
 
 
+class ClockStream(_Out):
+    stream: str
+    state: Literal["running", "stopped", "stale"] = Field(
+        description="stale: nothing heard for max(5 s, 3 x every); its sites are back on "
+        "the wall clock"
+    )
+    sites: list[str] = Field(description="the sites the stream announced")
+    owns: list[str] = Field(description="the sites whose time it sets now")
+    speed: float = Field(description="scenario seconds per wall second (0: held)")
+    sim: str = Field(description="the stream's scenario time now (extrapolated), RFC 3339")
+    heard_ago: float = Field(description="wall seconds since its last announcement")
+
+
+class Clock(_Out):
+    wall: str = Field(description="the API's wall clock, RFC 3339")
+    streams: list[ClockStream] = Field(description="every stream clock the API has heard")
+
+
 class Principal(_Out):
     name: str
     role: Literal["viewer", "operator", "admin"]
@@ -215,3 +259,45 @@ class Health(_Out):
 class Readiness(_Out):
     status: Literal["ready", "not ready"]
     checks: dict[str, Any]
+
+
+class BatteryDischarge(_Out):
+    """One discharge the battery model learned from."""
+
+    start: str | None = Field(description="RFC 3339")
+    end: str | None
+    duration_s: float = Field(description="seconds on battery")
+    end_reason: Literal["mains", "off", "dark", "open"] = Field(
+        description="mains back, output off on battery, the UPS went dark, or still open"
+    )
+    method: Literal["empty", "voltage"] = Field(
+        description="ran to empty from full (direct), or the voltage slope of a partial one"
+    )
+    reached_empty: bool
+    mean_load_pct: float | None
+    mean_temperature_c: float | None = Field(description="ups.temperature, °C")
+    depth: float = Field(description="share of this battery's capacity drawn")
+    health_pct: float = Field(description="health this discharge alone shows")
+    ups_runtime_at_start_s: float | None = Field(description="what the UPS promised at the start")
+
+
+class BatteryHealth(_Out):
+    """A UPS's battery as Kordon learned it from its own discharges (docs/alerts.md)."""
+
+    id: str
+    site: str
+    device: str
+    health_pct: float | None = Field(description="capacity, % of rated (25 °C)")
+    confidence: float = Field(description="0..1; one discharge to empty gives 0.78")
+    discharges: int
+    discharges_to_empty: int
+    load_pct: float | None = Field(description="the UPS's latest ups.load")
+    runtime_at_load_s: float | None = Field(description="learned runtime from full at that load")
+    rated_runtime_at_load_s: float | None = Field(description="a new battery's, same load")
+    ups_runtime_s: float | None = Field(description="the UPS's own battery.runtime now")
+    runtime_at_50_s: float = Field(description="learned runtime from full at 50 % load")
+    exponent: float = Field(description="of the power law runtime ~ load^-exponent")
+    rated_source: str = Field(description="nameplate, ups-count or nut-default")
+    learned_at: str | None
+    model_version: int
+    evidence: list[BatteryDischarge]

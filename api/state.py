@@ -7,6 +7,14 @@ follower (:mod:`api.live`) applies readings as devices send them, so the board r
 power cut within a second rather than at the next read. Both merge per metric by timestamp,
 so an older value never overwrites a newer one whichever arrives last.
 
+Each device is judged on its site's clock (:class:`~kordon.streamclock.StreamClocks`, fed by
+the live follower): the wall clock for real devices, the scenario clock of the stream that
+announced the site while one plays (``kordon simulate``, ``replay``, ``demo``), so a replayed
+device that reported a scenario second ago is online and "last reading just now", not
+"16 h ago". A stream's clock is extrapolated between announcements and its readings cross the
+broker in wall time, so silence on a stream is allowed ``STREAM_GRACE`` wall seconds times its
+speed on top of the usual limit.
+
 The response for the full device list is built once per change (at most every
 ``_REBUILD_EVERY`` seconds) and shared by all readers: with 5,000 devices, rebuilding it per
 request would cost more than the 50 ms budget of the endpoint.
@@ -16,22 +24,40 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from api.battery import learned_tte
 from kordon.clock import Clock
 from kordon.fleet import Fleet
 from kordon.model.kinds import DeviceKind
+from kordon.model.nut import figure
 from kordon.model.payload import FieldValue, Reading
 from kordon.storage.telemetry import TelemetryStore
+from kordon.streamclock import StreamClocks
 
 DEFAULT_INTERVAL = 10.0  # seconds between readings of a device that is not in the fleet file
 _REBUILD_EVERY = 0.5
 _STALE_SNAPSHOT = 5.0
+# Wall seconds of delay a stream's readings may show before their device counts as silent:
+# a stream's clock is extrapolated between announcements (every second) and runs ahead of a
+# publisher that falls behind until the next one; readings cross broker and follower in wall
+# time. At 300x this is 15 scenario minutes: a device that stops is silent after 3 s.
+STREAM_GRACE = 3.0
+
+
+def clock_view(now: float, stream: str | None, speed: float) -> dict[str, Any]:
+    """A site's clock as the API shows it (``SiteClock`` in api/schemas.py)."""
+    return {
+        "source": "stream" if stream is not None else "wall",
+        "stream": stream,
+        "now": iso(now),
+        "speed": speed,
+    }
 
 
 def iso(ts: float | None) -> str | None:
@@ -91,8 +117,9 @@ class DeviceState:
         source = self.values.get("power.source")
         return str(source) if source is not None else None
 
-    def state(self, now: float, offline_after: float) -> str:
-        """``online``, ``offline``, ``stale`` (silent too long) or ``unknown`` (never heard)."""
+    def state(self, now: float, offline_after: float, grace: float = 0.0) -> str:
+        """``online``, ``offline``, ``stale`` (silent too long) or ``unknown`` (never heard).
+        ``now`` is the site's time; ``grace`` extra seconds of silence allowed (streams)."""
         if self.availability == "offline" and (
             self.last_seen_ns is None or self.availability_ns >= self.last_seen_ns
         ):
@@ -100,18 +127,31 @@ class DeviceState:
         if self.last_seen_ns is None:
             return "online" if self.availability == "online" else "unknown"
         silent = now - self.last_seen_ns / 1e9
-        if silent > max(offline_after * self.interval, 30.0):
+        if silent > max(offline_after * self.interval, 30.0) + grace:
             return "stale"
         return "online"
 
     def time_to_empty(self) -> float | None:
         """Seconds of battery left as the UPS predicts it (``battery.runtime``), if on battery
         or reported at all; radios report charge only."""
-        value = self.values.get("battery.runtime")
-        return float(value) if isinstance(value, int | float) else None
+        return figure("battery.runtime", self.values.get("battery.runtime"))
 
-    def view(self, now: float, offline_after: float) -> dict[str, Any]:
+    def view(
+        self,
+        now: float,
+        offline_after: float,
+        grace: float = 0.0,
+        clock: dict[str, Any] | None = None,
+        learned_tte: float | None = None,
+    ) -> dict[str, Any]:
+        """``learned_tte``: time to empty by the learned battery curve (api/battery.py),
+        shown instead of the UPS's own when on battery and more pessimistic."""
         charge = self.values.get("battery.charge")
+        tte, tte_source = self.time_to_empty(), "ups"
+        if learned_tte is not None and self.power_source() == "battery" and (
+            tte is None or learned_tte < tte
+        ):
+            tte, tte_source = learned_tte, "learned"
         status = self.values.get("ups.status")
         return {
             "id": self.id,
@@ -120,14 +160,16 @@ class DeviceState:
             "kind": self.kind.value,
             "model": self.model,
             "in_fleet": self.in_fleet,
-            "state": self.state(now, offline_after),
+            "state": self.state(now, offline_after, grace),
             "availability": self.availability,
             "last_seen": iso(self.last_seen_ns / 1e9) if self.last_seen_ns else None,
             "power_source": self.power_source(),
             "fed_by": self.fed_by,
-            "battery_charge": float(charge) if isinstance(charge, int | float) else None,
-            "time_to_empty": self.time_to_empty(),
+            "battery_charge": figure("battery.charge", charge),
+            "time_to_empty": tte,
+            "time_to_empty_source": tte_source if tte is not None else None,
             "ups_status": str(status) if status is not None else None,
+            "clock": clock if clock is not None else clock_view(now, None, 1.0),
         }
 
 
@@ -144,10 +186,20 @@ class DeviceStates:
     """Every device the API knows: from the fleet file, the telemetry store and the live
     stream."""
 
-    def __init__(self, clock: Clock, fleet: Fleet | None, offline_after: float = 3.0) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fleet: Fleet | None,
+        offline_after: float = 3.0,
+        clocks: StreamClocks | None = None,
+    ) -> None:
         self.clock = clock
+        # Every site's time: the wall clock, or the scenario clock of a live stream.
+        self.clocks = clocks if clocks is not None else StreamClocks(wall=clock)
         self.fleet = fleet
         self.offline_after = offline_after
+        # (site, device) -> the learned battery model (api/battery.py); set by the role.
+        self.learned: Callable[[str, str], Mapping[str, Any] | None] | None = None
         self._devices: dict[tuple[str, str], DeviceState] = {}
         self._lock = threading.Lock()
         self._version = 0
@@ -202,7 +254,12 @@ class DeviceStates:
 
     def refresh(self, store: TelemetryStore, lookback: float) -> None:
         """Read the latest point of every series and the latest availability from the store."""
-        since_ns = int((self.clock.now() - lookback) * 1e9)
+        # A stream's sites live in its scenario time, often hours or days back.
+        oldest = min(
+            [self.clock.now()]
+            + [s["sim"] for s in self.clocks.streams() if s["state"] != "stopped"]
+        )
+        since_ns = int((oldest - lookback) * 1e9)
         points = [
             (kind, point) for kind in DeviceKind for point in store.latest(kind.value, since_ns)
         ]
@@ -229,17 +286,13 @@ class DeviceStates:
         self.last_refresh = time.monotonic()
 
     # --- readers --------------------------------------------------------------------------
-    def data_clock(self) -> float:
-        """The newest reading held (never ahead of the clock): the "now" silence is measured
-        against. A replay faster than real time sends timestamps that trail the wall clock
-        by hours; judged by the wall clock every replayed device would look silent. In live
-        operation the newest reading is seconds old, so this is the wall clock. Call with the
-        lock held."""
-        now = self.clock.now()
-        newest = max(
-            (s.last_seen_ns for s in self._devices.values() if s.last_seen_ns), default=None
-        )
-        return now if newest is None else min(now, newest / 1e9)
+    def site_clock(self, site: str) -> tuple[float, str | None, float]:
+        """``(now, stream, speed)``: the site's time and the stream it follows (None: wall)."""
+        return self.clocks.site_clock(site)
+
+    def clock_of(self, site: str) -> dict[str, Any]:
+        """The site's clock as the API shows it, at this instant."""
+        return clock_view(*self.site_clock(site))
 
     def rebuild(self, force: bool = False) -> None:
         """Build the shared snapshot if anything changed. The role calls this every
@@ -254,9 +307,19 @@ class DeviceStates:
                 return
             with self._lock:
                 version = self._version
-                now = self.data_clock()
                 states = sorted(self._devices.values(), key=lambda s: (s.site, s.kind, s.device))
-                views = [s.view(now, self.offline_after) for s in states]
+            # Each site judged on its own clock, read once per snapshot.
+            clocks: dict[str, tuple[float, float, dict[str, Any]]] = {}
+            for site in {s.site for s in states}:
+                now, stream, speed = self.site_clock(site)
+                grace = STREAM_GRACE * speed if stream is not None else 0.0
+                clocks[site] = (now, grace, clock_view(now, stream, speed))
+            offline_after = self.offline_after
+            with self._lock:
+                views = []
+                for s in states:
+                    now, grace, clock = clocks[s.site]
+                    views.append(s.view(now, offline_after, grace, clock, self._learned_tte(s)))
             by_id = {v["id"]: v for v in views}
             names: dict[str, list[str]] = {}
             for v in views:
@@ -264,6 +327,11 @@ class DeviceStates:
             encoded = orjson.dumps(views)
             self._views, self._by_id, self._names, self._encoded = views, by_id, names, encoded
             self._built_version, self._built_at = version, now_mono
+
+    def _learned_tte(self, state: DeviceState) -> float | None:
+        if self.learned is None or state.kind is not DeviceKind.UPS:
+            return None
+        return learned_tte(self.learned(state.site, state.device), state.values)
 
     def _fresh(self) -> None:
         # Safety net for callers without the rebuilding thread (and the first request).
@@ -327,6 +395,7 @@ class DeviceStates:
         return {
             "site": name,
             "title": site.title if site is not None else "",
+            "clock": self.clock_of(name),
             "in_fleet": site is not None,
             "power": power,
             "power_text": _SITE_POWER_TEXT[power],

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collector import deadletter, records
+from collector.fieldtypes import FieldTypes
 from collector.guard import CardinalityGuard
 from collector.lines import decode_telemetry_lines
 from collector.stats import CollectorStats
@@ -35,8 +36,10 @@ class Ingest:
         deadletter_payload_bytes: int = 4096,
         source: str = "collector",
         guard: CardinalityGuard | None = None,
+        types: FieldTypes | None = None,
     ) -> None:
         self.stats = stats
+        self.types = types if types is not None else FieldTypes(stats)
         self.limits = limits
         self.deadletter_payload_bytes = deadletter_payload_bytes
         self.source = source
@@ -69,7 +72,9 @@ class Ingest:
         ref, prefix = cached
         if ref.channel is Channel.STATUS:
             return self._status(ref, topic, payload, now)
-        decoded = decode_telemetry_lines(payload, ref.kind, now, prefix, self.limits)
+        decoded = decode_telemetry_lines(
+            payload, ref.kind, now, prefix, self.limits, self.types
+        )
         result = IngestResult()
         if decoded.lines:
             self.stats.readings_accepted += len(decoded.lines)

@@ -6,11 +6,17 @@ again. Floats sent as JSON floats are encoded inline, and the encoded field of a
 flags word (``ups.status``, ``power.source``: a handful of words repeated in every reading) is
 remembered per kind, raw value as sent. ``tests/test_payload.py`` checks with hypothesis that
 this path accepts, refuses and encodes exactly as decoding and then encoding would.
+
+Metrics Kordon does not type itself go through the collector's field-type table
+(:mod:`collector.fieldtypes`): a value whose type differs from the one its field holds is
+written under the field's derived name (``input.source.text``), so the store never refuses
+the line. That costs one dict lookup per such field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kordon.model.kinds import DeviceKind
 from kordon.model.metrics import METRICS, SEQ_FIELD, MetricType
@@ -25,6 +31,9 @@ from kordon.model.payload import (
     unknown_value,
 )
 from kordon.storage.lineprotocol import format_field_value
+
+if TYPE_CHECKING:
+    from collector.fieldtypes import FieldTypes
 
 _DEFAULT_LIMITS = DecodeLimits()
 _WORD_TYPES = frozenset({MetricType.ENUM, MetricType.FLAGS})
@@ -49,9 +58,11 @@ def decode_telemetry_lines(
     now: float,
     line_prefix: str,
     limits: DecodeLimits = _DEFAULT_LIMITS,
+    types: FieldTypes | None = None,
 ) -> TelemetryLines:
     """Decode and validate one telemetry payload into line-protocol lines. Never raises on
-    bad input. ``line_prefix`` is the measurement and tags and a space."""
+    bad input. ``line_prefix`` is the measurement and tags and a space. With ``types``, the
+    metrics Kordon does not type follow the type rule (module doc)."""
     result = TelemetryLines()
     try:
         items, batch = payload_items(payload, limits)
@@ -62,6 +73,7 @@ def decode_telemetry_lines(
     floats = _FLOAT_METRICS[kind]
     words = _WORD_FIELDS[kind]
     max_ts_ns = latest_ts_ns(now, limits)
+    table = types.table(kind.value) if types is not None else None
     for index, item in enumerate(items):
         try:
             ts_ns, seq, metrics = reading_envelope(item, max_ts_ns, limits)
@@ -76,11 +88,18 @@ def decode_telemetry_lines(
                     parts.append(word)
                     continue
                 spec = specs.get(name)
-                checked = (
-                    known_value(spec, value, limits)
-                    if spec is not None
-                    else unknown_value(name, value, limits)
-                )
+                if spec is not None:
+                    checked = known_value(spec, value, limits)
+                else:
+                    checked = unknown_value(name, value, limits)
+                    if table is not None:
+                        held = table.get(name)
+                        if held is not type(checked):
+                            assert types is not None
+                            if held is None:
+                                held = types.claim(kind.value, name, type(checked))
+                            if held is not type(checked):
+                                name = types.stored_name(kind.value, name, type(checked))
                 # Names are known metrics or matched ^[a-z][a-z0-9_.]*$: nothing to escape.
                 part = f"{name}={format_field_value(checked)}"
                 if spec is not None and spec.type in _WORD_TYPES:

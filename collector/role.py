@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from collector import deadletter
 from collector.acks import AckTracker
 from collector.deadletter import DeadLetterPublisher
+from collector.fieldtypes import FieldTypes
 from collector.guard import CardinalityGuard
 from collector.ingest import Ingest, IngestResult
 from collector.source import MqttSource
@@ -52,6 +53,7 @@ class CollectorRole:
             known=_fleet_devices(settings),
             state_file=settings.data_dir / "guard" / f"{safe_id}.devices",
         )
+        self.types = FieldTypes(self.stats)
         self.ingest = Ingest(
             self.stats,
             DecodeLimits(
@@ -64,6 +66,7 @@ class CollectorRole:
             deadletter_payload_bytes=cfg.deadletter_payload_bytes,
             source=self.client_id,
             guard=self.guard,
+            types=self.types,
         )
         self.source = MqttSource(
             settings.mqtt,
@@ -85,6 +88,7 @@ class CollectorRole:
             retry_max=cfg.retry_max,
             create_database=settings.influx.create_database,
             concurrency=cfg.write_concurrency,
+            types=self.types,
         )
         self._metrics_server: Any = None
         self._stop = threading.Event()

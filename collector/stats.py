@@ -33,6 +33,9 @@ class CollectorStats(Collector):
         self.seq_restarts = 0
         self.mqtt_connects = 0
         self.resubscribes = 0
+        # (measurement, stored_as) -> values stored under a derived name (type rule)
+        self.values_retyped: dict[tuple[str, str], int] = {}
+        self.type_conflicts = 0  # writes the store refused for a field type, then rewritten
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self._lock = threading.Lock()
 
@@ -42,6 +45,10 @@ class CollectorStats(Collector):
     def count_deadletter(self, reason_class: str) -> None:
         self.deadlettered += 1
         self.deadletter_reasons[reason_class] = self.deadletter_reasons.get(reason_class, 0) + 1
+
+    def count_retyped(self, measurement: str, stored_as: str) -> None:
+        key = (measurement, stored_as)
+        self.values_retyped[key] = self.values_retyped.get(key, 0) + 1
 
     def observe_write(self, seconds: float, lines: int) -> None:
         with self._lock:
@@ -63,7 +70,9 @@ class CollectorStats(Collector):
         return (
             f"received={self.messages_received} readings={self.readings_accepted} "
             f"written={self.lines_written} deadlettered={self.deadlettered} "
-            f"write_errors={self.write_errors} seq_gaps={sum(self.seq_gaps.values())} {gauges}"
+            f"write_errors={self.write_errors} seq_gaps={sum(self.seq_gaps.values())} "
+            f"retyped={sum(self.values_retyped.values())} type_conflicts={self.type_conflicts} "
+            f"{gauges}"
             + "".join(
                 f" deadletter.{reason}={count}"
                 for reason, count in sorted(self.deadletter_reasons.items())
@@ -82,6 +91,11 @@ class CollectorStats(Collector):
             ("seq_restarts", "sequence restarts (device reboots)", self.seq_restarts),
             ("mqtt_connects", "MQTT connections established", self.mqtt_connects),
             ("resubscribes", "subscriptions made after a lost session", self.resubscribes),
+            (
+                "type_conflicts",
+                "writes the store refused for a field's type, rewritten by the type rule",
+                self.type_conflicts,
+            ),
         )
         for name, help_text, value in simple:
             yield CounterMetricFamily(p + name, help_text, value=value)
@@ -91,6 +105,14 @@ class CollectorStats(Collector):
         for reason, value in sorted(self.deadletter_reasons.items()):
             dead.add_metric([reason], value)
         yield dead
+        retyped = CounterMetricFamily(
+            p + "values_retyped",
+            "values stored under a derived name because their field holds another type",
+            labels=["kind", "stored_as"],
+        )
+        for labels, value in sorted(self.values_retyped.items()):
+            retyped.add_metric(list(labels), value)
+        yield retyped
         gaps = CounterMetricFamily(
             p + "seq_gaps", "readings missing by seq, per device", labels=["site", "kind", "device"]
         )

@@ -7,10 +7,15 @@ neutral errors only; "InfluxDB" below stands for whichever store is configured.
   ``flush_interval`` for company, so quiet fleets still reach the dashboards quickly.
 - While InfluxDB is down, answers 5xx, or refuses our credentials, the writer backs off
   exponentially with jitter; the backlog waits on disk.
-- A batch that InfluxDB rejects for good (4xx: a field type conflict, a parse error) is split
-  in halves until the offending lines are isolated; they go to the dead-letter topic and the
-  rest is written. Writes are idempotent (timestamps come from the devices), so writing a
-  half again after a partial write is harmless.
+- A batch InfluxDB refuses for a field type conflict (another collector, or an older
+  version, wrote the field first with another type) is never dead-lettered for it: the type
+  InfluxDB names is learnt (or, when it names none, the types are read again), every line of
+  the batch is rewritten by the type rule (:mod:`collector.fieldtypes`) and the batch sent
+  again. Writes are idempotent (timestamps come from the devices), so sending again the
+  points a partial write already stored is harmless.
+- A batch that InfluxDB rejects for good otherwise (4xx: a parse error) is split in halves
+  until the offending lines are isolated; they go to the dead-letter topic and the rest is
+  written.
 - The cursor moves only after InfluxDB has taken a batch, so a crash replays, never skips.
 - Up to ``concurrency`` batches are in flight at once: a single writer spends most of its
   time waiting for InfluxDB's answer, and InfluxDB takes writes from several clients on
@@ -31,8 +36,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 
 from collector import records
+from collector.fieldtypes import FieldTypes
 from collector.spool import Batch, Spool
 from collector.stats import CollectorStats
+from kordon.model.payload import InvalidTelemetry
+from kordon.storage.fieldtypes import is_conflict, parse_conflict
+from kordon.storage.lineprotocol import LineProtocolError, encode_line, parse_lines
 from kordon.storage.telemetry import (
     StoreAuthError,
     StoreDatabaseMissing,
@@ -44,6 +53,7 @@ from kordon.storage.telemetry import (
 log = logging.getLogger(__name__)
 
 RejectHandler = Callable[[bytes, str], bool]  # (line, reason) -> dead letter accepted
+_MAX_RETYPES = 8  # rewrites of one batch before it is split (types that keep changing)
 
 
 class InfluxWriter:
@@ -58,6 +68,7 @@ class InfluxWriter:
         retry_max: float = 30.0,
         create_database: bool = True,
         concurrency: int = 3,
+        types: FieldTypes | None = None,
     ) -> None:
         self.spool = spool
         self.client = client
@@ -68,6 +79,7 @@ class InfluxWriter:
         self.retry_max = retry_max
         self.create_database = create_database
         self.concurrency = concurrency
+        self.types = types
         self._stop = threading.Event()
         self._failure_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
@@ -77,7 +89,17 @@ class InfluxWriter:
     def start(self) -> None:
         if self.create_database:
             self.client.create_database()
+        self._load_types()
         self._thread.start()
+
+    def _load_types(self) -> None:
+        """Read the field types the store holds; retried before each write until it works."""
+        if self.types is None or self.types.loaded:
+            return
+        try:
+            self.types.load(self.client)
+        except StoreError as exc:
+            log.warning("could not read field types from the store yet: %s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the current attempt; unwritten records stay in the spool."""
@@ -133,6 +155,7 @@ class InfluxWriter:
     def _write(self, records: list[bytes]) -> bool:
         """Write until it succeeds, every bad line is dead-lettered, or we are stopping."""
         while not self._stop.is_set():
+            self._load_types()
             try:
                 self._write_splitting(records)
             except StoreRejected:
@@ -156,11 +179,17 @@ class InfluxWriter:
             return True
         return False
 
-    def _write_splitting(self, batch: list[bytes]) -> None:
+    def _write_splitting(self, batch: list[bytes], retypes: int = 0) -> None:
         started = time.perf_counter()
         try:
             self.client.write(b"\n".join([records.body(record) for record in batch]))
         except StoreRejected as exc:
+            if retypes < _MAX_RETYPES and is_conflict(exc.message):
+                rewritten = self._retype(batch, exc.message)
+                if rewritten is not None:
+                    self.stats.type_conflicts += 1
+                    self._write_splitting(rewritten, retypes + 1)
+                    return
             if len(batch) == 1:
                 lines = records.split(batch[0])
                 if len(lines) > 1:
@@ -177,6 +206,48 @@ class InfluxWriter:
             return
         lines = sum(records.line_count(record) for record in batch)
         self.stats.observe_write(time.perf_counter() - started, lines)
+
+    def _retype(self, batch: list[bytes], message: str) -> list[bytes] | None:
+        """``batch`` rewritten by the type rule after the store refused it for a field's
+        type, or ``None`` when no line changes (then the batch is split as for any refusal).
+        Only this rare path parses line protocol."""
+        if self.types is None:
+            return None
+        conflict = parse_conflict(message)
+        parsed = []
+        try:
+            for record in batch:
+                parsed.append(parse_lines(records.body(record).decode("utf-8")))
+        except (LineProtocolError, UnicodeDecodeError):
+            return None
+        if conflict is not None:
+            self.types.learn(conflict.measurement, conflict.field, conflict.held)
+        else:  # the store named no field: ask it what it holds now
+            try:
+                self.types.load(self.client, {point[0] for points in parsed for point in points})
+            except StoreError as exc:
+                log.warning("could not read field types after a conflict: %s", exc)
+                return None
+        out: list[bytes] = []
+        changed = False
+        try:
+            for record, points in zip(batch, parsed, strict=True):
+                lines = []
+                record_changed = False
+                for measurement, tags, fields, ts in points:
+                    retyped = self.types.retype(measurement, fields)
+                    if retyped is not None:
+                        record_changed = True
+                        fields = retyped  # type: ignore[assignment]
+                    lines.append(encode_line(measurement, tags, fields, ts).encode())
+                if record_changed:
+                    changed = True
+                    out.extend(records.pack(lines))
+                else:
+                    out.append(record)
+        except (InvalidTelemetry, LineProtocolError):
+            return None
+        return out if changed else None
 
     def _note_failure(self, exc: Exception) -> None:
         with self._failure_lock:

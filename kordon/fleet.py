@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -74,8 +75,21 @@ class _Device(_Model):
     model: str = ""
 
 
+class RatedRuntime(_Model):
+    """One point of the datasheet's runtime table: a new battery at 25 °C, from full."""
+
+    load: float = Field(gt=0, le=150, description="% of rated power")
+    runtime: Duration = Field(gt=0, description="time from full to empty at that load")
+
+
 class UpsParams(_Device):
-    """An online double-conversion UPS. Defaults: a 3 kVA unit fitted to the Liebert GXT3 table."""
+    """An online double-conversion UPS. Defaults: a 3 kVA unit fitted to the Liebert GXT3 table.
+
+    Battery learning (docs/alerts.md, ReplaceBattery): ``rated_runtime`` seeds the runtime curve
+    (two points fix NUT's power law; none: the UPS's own runtime table, read from what it
+    reports); ``replace_battery_below`` is the health line; ``autonomy`` overrides the site's;
+    evidence from before ``battery_installed`` is the old battery's and is not used.
+    """
 
     kind: Literal["ups"] = "ups"
     rated_power_w: float = Field(2700.0, gt=0)
@@ -90,6 +104,22 @@ class UpsParams(_Device):
     runtime_low: Duration = Field(180.0, description="battery.runtime.low")
     recharge_ratio: float = Field(10.0, gt=0, description="recharge time / discharge time")
     indoor: bool = Field(True, description="battery at indoor temperature, else outdoor")
+    firmware_rb: bool = Field(
+        True,
+        description="the firmware's self-test flags RB below 60 % capacity (false: it never "
+        "does, as on units whose self-test is off)",
+    )
+    rated_runtime: list[RatedRuntime] = Field(
+        default_factory=list, max_length=2, description="datasheet runtime at one or two loads"
+    )
+    replace_battery_below: float = Field(
+        80.0, gt=0, le=100,
+        description="learned health (% of rated capacity) that calls for a new battery",
+    )
+    autonomy: Duration | None = Field(
+        None, description="runtime this UPS must give at its load; default the site's"
+    )
+    battery_installed: date | None = Field(None, description="when the battery was fitted")
     fed_by: str = SITE_FEED
 
     @property
@@ -159,6 +189,28 @@ class RadioParams(_Device):
 DeviceParams = Annotated[UpsParams | ScannerParams | RadioParams, Field(discriminator="kind")]
 
 
+class ScheduleSourceParams(_Model):
+    """Where an outage schedule is published (fleet ``schedules:``; docs/schedules.md)."""
+
+    url: str = Field(
+        description="http(s):// URL, or a file path (relative to the fleet file's folder)"
+    )
+    format: Literal["auto", "json", "hourly", "ical"] = "auto"
+    refresh: Duration = Field(900.0, gt=0, description="how often the source is read again")
+    max_age: Duration = Field(
+        6 * 3600.0, gt=0, description="no good read for this long: the schedule is unknown"
+    )
+    group: str | None = Field(None, description="the group of a one-group feed (iCalendar)")
+    timezone: str | None = Field(None, description="the schedule's zone; default the fleet's")
+
+
+class SiteSchedule(_Model):
+    """A site's place in an outage schedule: which source, which queue group."""
+
+    source: str = Field(description="a name under the fleet's schedules:")
+    group: str | None = Field(None, description="queue group, e.g. '3.1'; default the queue")
+
+
 class Site(_Model):
     title: str = ""
     queue: int = Field(1, ge=1, le=12, description="rolling-outage queue of the site's feeder")
@@ -166,7 +218,21 @@ class Site(_Model):
     indoor_c: float = Field(22.0, description="equipment room temperature")
     grid: GridParams = GridParams()
     generator: GeneratorParams | None = None
+    schedule: SiteSchedule | None = Field(
+        None, description="outage-schedule source and group; none: the schedule is unknown"
+    )
+    autonomy: Duration | None = Field(
+        None, description="runtime the site's UPS units must give at their load (e.g. 30m "
+        "for scanners); default none required"
+    )
     devices: dict[str, DeviceParams] = Field(default_factory=dict)
+
+    @property
+    def schedule_group(self) -> str:
+        """The site's queue group in its schedule: ``schedule.group``, else the queue."""
+        if self.schedule is not None and self.schedule.group:
+            return self.schedule.group
+        return str(self.queue)
 
     @field_validator("devices")
     @classmethod
@@ -180,6 +246,9 @@ class Site(_Model):
 class Fleet(_Model):
     name: str = "fleet"
     timezone: str = "Europe/Kyiv"
+    schedules: dict[str, ScheduleSourceParams] = Field(
+        default_factory=dict, description="outage-schedule sources the sites refer to"
+    )
     sites: dict[str, Site]
 
     @field_validator("sites")
@@ -197,6 +266,12 @@ class Fleet(_Model):
         for site_name, site in self.sites.items():
             for device_name, device in site.devices.items():
                 _check_feed(site_name, site, device_name, device)
+            if site.schedule is not None and site.schedule.source not in self.schedules:
+                known = ", ".join(self.schedules) or "none declared under schedules:"
+                raise ValueError(
+                    f"sites.{site_name}.schedule.source: no schedule source "
+                    f"{site.schedule.source!r}; the fleet's sources: {known}"
+                )
         return self
 
     def devices(self) -> Iterator[DeviceEntry]:
@@ -212,6 +287,16 @@ class Fleet(_Model):
     def fed_devices(self, site: str, ups: str) -> list[str]:
         """Devices whose power comes through the UPS: what goes dark when it runs flat."""
         return [name for name, p in self.sites[site].devices.items() if p.fed_by == ups]
+
+    def autonomy(self, site: str, device: str) -> float | None:
+        """Runtime the UPS must give at its load (its own override, else its site's)."""
+        site_conf = self.sites.get(site)
+        if site_conf is None:
+            return None
+        params = site_conf.devices.get(device)
+        if isinstance(params, UpsParams) and params.autonomy is not None:
+            return params.autonomy
+        return site_conf.autonomy
 
     def sites_in_queue(self, queue: int) -> list[str]:
         return [name for name, site in self.sites.items() if site.queue == queue]

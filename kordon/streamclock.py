@@ -297,6 +297,20 @@ class StreamClocks:
             self._site_now(site, entry, self.wall.now(), self.monotonic())
             return entry.owner
 
+    def site_clock(self, site: str) -> tuple[float, str | None, float]:
+        """``(now, stream, speed)`` of ``site`` at one instant: its time, the stream it follows
+        (None: the wall clock, speed 1) and how fast that stream's time runs (0: held)."""
+        wall, mono = self.wall.now(), self.monotonic()
+        with self._lock:
+            entry = self._sites.get(site)
+            if entry is None:
+                return wall, None, 1.0
+            now = self._site_now(site, entry, wall, mono)
+            stream = self._streams.get(entry.owner) if entry.owner is not None else None
+            if stream is None:
+                return now, None, 1.0
+            return now, entry.owner, stream.last.speed
+
     def simulated(self, site: str) -> bool:
         return self.source(site) is not None
 

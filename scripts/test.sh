@@ -11,8 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # the benchmarks, python3-venv for the virtual environment, docker-compose to validate the
 # compose file offline, chromium for the browser test of the operations page (Playwright
 # drives it; no browser is ever downloaded), nut-server for a real upsd and dummy-ups behind
-# the NUT bridge's tests.
-PACKAGES="mosquitto mosquitto-clients influxdb python3-venv docker-compose chromium nut-server"
+# the NUT bridge's tests, prometheus-alertmanager (0.25, with amtool) for a real two-node
+# Alertmanager cluster behind the `alertmanager` receiver and to check deploy/alertmanager.yml.
+PACKAGES="mosquitto mosquitto-clients influxdb python3-venv docker-compose chromium nut-server prometheus-alertmanager"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

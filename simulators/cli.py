@@ -6,9 +6,24 @@ Heavy imports (NumPy, paho) happen inside the handlers so ``kordon --help`` stay
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from typing import Any
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (the API's "Stop" of a run, systemd, docker stop) ends a publisher like Ctrl-C:
+    devices powered off, the stream clock "stopped" and its retained message cleared, rather
+    than dying and leaving last wills behind."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -97,6 +112,7 @@ def _publish(run: Any, settings: Any, speed: float | None, quiet: bool) -> int:
     from simulators.pacing import Progress
     from simulators.publish import ScenarioPublisher
 
+    _stop_on_sigterm()
     publisher = ScenarioPublisher(run, BrokerTarget.from_settings(settings.mqtt), speed)
     progress = Progress(run.end - run.start, run.start, pacer=publisher.pacer)
     try:
@@ -127,6 +143,7 @@ def cmd_replay(args: argparse.Namespace, settings: Any) -> int:
         return _fail(str(exc))
     if first is None:
         return _fail(f"{args.file}: nothing to replay")
+    _stop_on_sigterm()
     try:
         publisher = ReplayPublisher(
             BrokerTarget.from_settings(settings.mqtt), settings.mqtt.client_id_for("replay")

@@ -25,6 +25,8 @@ from kordon.fleet import (
     read_yaml,
 )
 from kordon.model.rehearsal import Expectation
+from kordon.schedule import Schedule, ScheduleFormatError
+from kordon.schedule import parse as parse_schedule
 from simulators.library import FLEETS, default_fleet_path, library
 
 
@@ -192,6 +194,13 @@ class TimelineEvent(BaseModel):
     line: int | None = None
 
 
+class ScheduleFile(_Args):
+    """``schedule: {file: PATH, format: auto|json|hourly|ical}``: the site feeds follow it."""
+
+    file: str
+    format: Literal["auto", "json", "hourly", "ical"] = "auto"
+
+
 class _ScenarioHead(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -207,6 +216,9 @@ class _ScenarioHead(BaseModel):
     )
     timeline: list[dict[str, Any]] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
+    schedule: ScheduleFile | None = Field(
+        None, description="an outage schedule the grid follows (each site by its group)"
+    )
 
     @field_validator("start")
     @classmethod
@@ -231,6 +243,8 @@ class Scenario(BaseModel):
     tick: float
     timeline: list[TimelineEvent]
     expect: list[Expectation]
+    schedule: Schedule | None = None
+    schedule_file: str | None = None
 
     @property
     def expectations(self) -> list[dict[str, Any]]:
@@ -305,6 +319,7 @@ def parse_scenario(document: YamlDocument, fleet: Fleet | None = None) -> Scenar
                 f"at {event.at:.0f} s is after the end of the scenario ({head.duration:.0f} s)",
             )
     timeline.sort(key=lambda e: e.at)  # stable: same-time events keep file order
+    schedule, schedule_file = _load_schedule(document, head, fleet)
     return Scenario(
         name=head.name or path.stem,
         description=head.description,
@@ -316,7 +331,28 @@ def parse_scenario(document: YamlDocument, fleet: Fleet | None = None) -> Scenar
         tick=head.tick,
         timeline=timeline,
         expect=head.expect,
+        schedule=schedule,
+        schedule_file=schedule_file,
     )
+
+
+def _load_schedule(
+    document: YamlDocument, head: _ScenarioHead, fleet: Fleet
+) -> tuple[Schedule | None, str | None]:
+    if head.schedule is None:
+        return None, None
+    path = Path(head.schedule.file)
+    if not path.is_absolute():
+        path = Path(document.path).parent / path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise document.error(["schedule", "file"], f"cannot read {path}: {exc.strerror}") from None
+    try:
+        schedule = parse_schedule(data, head.schedule.format, fleet.timezone)
+    except ScheduleFormatError as exc:
+        raise document.error(["schedule", "file"], f"{path.name}: {exc}") from None
+    return schedule, str(path)
 
 
 def _apply_overrides(

@@ -47,6 +47,27 @@ def rolling_schedule(args: sc.RollingOutages, length: float) -> list[tuple[float
     return out
 
 
+def schedule_cuts(scenario: sc.Scenario, start: float) -> list[tuple[float, float, list[str]]]:
+    """``(start, end, sites)`` of each scheduled cut inside the run, absolute times: the
+    scenario's schedule, moved with the run when it starts at another time than the file's."""
+    schedule = scenario.schedule
+    if schedule is None:
+        return []
+    shift = start - scenario.start if scenario.start is not None else 0.0
+    end_of_run = start + scenario.duration
+    by_group: dict[str, list[str]] = {}
+    for name, site in scenario.fleet.sites.items():
+        by_group.setdefault(site.schedule_group, []).append(name)
+    out = []
+    for group, sites in sorted(by_group.items()):
+        for day in schedule.groups.get(group, ()):
+            for cut in day.cuts:
+                begin, end = cut.start + shift, cut.end + shift
+                if end > start and begin < end_of_run:
+                    out.append((max(begin, start), min(end, end_of_run), sites))
+    return sorted(out)
+
+
 def compile_timeline(scenario: sc.Scenario, start: float) -> list[Op]:
     ops: list[Op] = []
     fleet = scenario.fleet
@@ -109,6 +130,10 @@ def compile_timeline(scenario: sc.Scenario, start: float) -> list[Op]:
                 add(at + number * args.every, _malformed(args), action)
         else:  # pragma: no cover - the scenario parser only admits known actions
             raise ValueError(f"unknown action {action!r}")
+    if scenario.schedule is not None:
+        for begin, end, sites in schedule_cuts(scenario, start):
+            ops.append(Op(begin, len(ops), _grid(sites, False), f"scheduled cut {sites}"))
+            ops.append(Op(end, len(ops), _grid(sites, True), f"scheduled cut over {sites}"))
     ops.sort(key=lambda op: (op.time, op.order))
     return ops
 

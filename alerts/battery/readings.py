@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kordon.model.nut import figure
+
 # NUT's "unknown" on some units (see the NUT devices dumps library).
 _UNKNOWN = 65535.0
 
@@ -51,12 +53,12 @@ class Reading:
         return cls(
             time=float(time),
             flags=parse_flags(metrics.get("ups.status")),
-            charge=_number(metrics.get("battery.charge")),
-            runtime=_number(metrics.get("battery.runtime")),
-            voltage=_number(metrics.get("battery.voltage")),
-            load=_number(metrics.get("ups.load")),
-            realpower=_number(metrics.get("ups.realpower")),
-            temperature=_number(metrics.get("ups.temperature")),
+            charge=figure("battery.charge", _number(metrics.get("battery.charge"))),
+            runtime=figure("battery.runtime", _number(metrics.get("battery.runtime"))),
+            voltage=figure("battery.voltage", _number(metrics.get("battery.voltage"))),
+            load=figure("ups.load", _number(metrics.get("ups.load"))),
+            realpower=figure("ups.realpower", _number(metrics.get("ups.realpower"))),
+            temperature=figure("ups.temperature", _number(metrics.get("ups.temperature"))),
         )
 
     @property

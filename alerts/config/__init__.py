@@ -20,6 +20,7 @@ from alerts.config.notify import (
     ReceiverBase,
     ReceiverSettings,
     RouteSettings,
+    WatchdogSettings,
 )
 from alerts.config.rules import (
     RULE_MODELS,
@@ -77,6 +78,7 @@ __all__ = [
     "RuleBase",
     "RuleOverride",
     "RulesSettings",
+    "WatchdogSettings",
     "load",
     "printable",
 ]

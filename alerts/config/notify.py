@@ -115,6 +115,17 @@ class OutboxSettings(_Section):
     workers: int = Field(4, ge=1, le=64, description="deliveries in parallel")
 
 
+class WatchdogSettings(_Section):
+    """The dead man's switch: an always-firing ``Watchdog`` alert sent to ``receiver`` every
+    ``interval`` while the engine evaluates and reads the stream (:mod:`alerts.watchdog`)."""
+
+    receiver: str
+    interval: Duration = Field(60.0, gt=0, description="how often the Watchdog is sent")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="extra labels, e.g. {instance: engine-a}"
+    )
+
+
 ROOT_DEFAULTS: dict[str, Any] = {
     "group_by": ["site"],
     "group_wait": 30.0,
@@ -135,6 +146,7 @@ class NotifySettings(_Section):
     receivers: list[ReceiverSettings] = Field(default_factory=list)  # type: ignore[valid-type]
     route: RouteSettings = RouteSettings()
     outbox: OutboxSettings = OutboxSettings()
+    watchdog: WatchdogSettings | None = None
 
     @field_validator("webhook_url")
     @classmethod
@@ -183,4 +195,9 @@ class NotifySettings(_Section):
                         f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
                     )
             stack.extend((f"{where}.routes[{i}]", r) for i, r in enumerate(route.routes))
+        if self.watchdog is not None and self.watchdog.receiver not in known:
+            raise ValueError(
+                f"watchdog: receiver {self.watchdog.receiver!r} is not defined; define it under "
+                f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
+            )
         return self

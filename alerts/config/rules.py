@@ -15,9 +15,10 @@ site and device::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,10 +27,19 @@ from pydantic import (
     model_validator,
 )
 
+from kordon.config import split_host_port
 from kordon.durations import Duration
 from kordon.model.alerts import ALERT_NAMES, Matcher
 
 Severity = Literal["info", "warning", "critical"]
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
 
 
 class _Section(BaseModel):
@@ -82,6 +92,26 @@ class BatteryDepletionRule(RuleBase):
     )
 
 
+class ReplaceBatteryRule(RuleBase):
+    """A UPS's battery is worn: learned health under the line, learned runtime at today's load
+    under the required autonomy, or the UPS's own ``RB`` flag. See docs/alerts.md."""
+
+    for_: Duration = Field(0.0, alias="for")
+    keep_firing_for: Duration = Field(
+        1800.0, description="today's load moves; the autonomy condition must not flap with it"
+    )
+    health_below: float = Field(
+        80.0, gt=0, le=100,
+        description="learned capacity, % of rated (the fleet's replace_battery_below wins)",
+    )
+    min_confidence: float = Field(
+        0.25, ge=0, le=1,
+        description="evidence needed: one discharge to empty gives 0.78, one of 30 % 0.26",
+    )
+    autonomy: bool = Field(True, description="check the fleet's autonomy at today's load")
+    rb_flag: bool = Field(True, description="fire on the UPS's own RB (replace battery) flag")
+
+
 class DeviceOfflineRule(RuleBase):
     for_: Duration = Field(0.0, alias="for")
     intervals: float = Field(3.0, gt=0, description="missed telemetry intervals before offline")
@@ -95,6 +125,22 @@ class SiteUnreachableRule(RuleBase):
     min_devices: int = Field(2, ge=1, description="a site this small never counts as unreachable")
 
 
+class ScheduledOutageAtRiskRule(RuleBase):
+    """A UPS is forecast not to last through a scheduled cut (docs/schedules.md)."""
+
+    for_: Duration = Field(0.0, alias="for")
+    lead: Duration = Field(7200.0, ge=0, description="raise this long before the cut starts")
+    margin: float = Field(
+        5.0, ge=0, le=100,
+        description="% of the battery left when the grid returns below which it is at risk",
+    )
+    trust_generator: bool = Field(
+        True, description="at a site with a generator the battery only bridges its start"
+    )
+    horizon: Duration = Field(36 * 3600.0, gt=0, description="cuts this far ahead are forecast")
+    step: Duration = Field(60.0, gt=0, description="re-forecast at most this often (stream time)")
+
+
 RULE_MODELS: dict[str, type[RuleBase]] = {
     "MainsPowerLost": MainsPowerLostRule,
     "SitePowerOutage": SitePowerOutageRule,
@@ -102,6 +148,8 @@ RULE_MODELS: dict[str, type[RuleBase]] = {
     "BatteryDepletionImminent": BatteryDepletionRule,
     "DeviceOffline": DeviceOfflineRule,
     "SiteUnreachable": SiteUnreachableRule,
+    "ScheduledOutageAtRisk": ScheduledOutageAtRiskRule,
+    "ReplaceBattery": ReplaceBatteryRule,
 }
 assert set(RULE_MODELS) == set(ALERT_NAMES)
 
@@ -178,12 +226,18 @@ class RulesSettings(_Section):
     )
     write_influx: bool = Field(True, description="alert transitions to InfluxDB 'alerts'")
     influx_buffer: int = Field(10_000, ge=0, description="events kept while InfluxDB is down")
+    # Readiness of the engine (alerts/health.py): its own /metrics, /readyz and /healthz.
+    metrics_addr: HostPort | None = Field(None, description="host:port, e.g. 127.0.0.1:9102")
+    evaluation_stall: Duration = Field(30.0, gt=0, description="not ready: no evaluation since")
+    stream_stall: Duration = Field(120.0, ge=0, description="not ready: no message since (0: off)")
     MainsPowerLost: MainsPowerLostRule = MainsPowerLostRule()
     SitePowerOutage: SitePowerOutageRule = SitePowerOutageRule()
     BatteryLow: BatteryLowRule = BatteryLowRule()
     BatteryDepletionImminent: BatteryDepletionRule = BatteryDepletionRule()
     DeviceOffline: DeviceOfflineRule = DeviceOfflineRule()
     SiteUnreachable: SiteUnreachableRule = SiteUnreachableRule()
+    ScheduledOutageAtRisk: ScheduledOutageAtRiskRule = ScheduledOutageAtRiskRule()
+    ReplaceBattery: ReplaceBatteryRule = ReplaceBatteryRule()
     overrides: list[RuleOverride] = Field(default_factory=list)
     inhibit: list[InhibitRuleSettings] = Field(
         default_factory=list, description="inhibit rules added to the built-in ones"

@@ -15,13 +15,14 @@ name the class in :data:`RECEIVER_KINDS` below, and test it against a real serve
 
 from __future__ import annotations
 
+from alerts.notify.alertmanager import AlertmanagerConfig
 from alerts.notify.base import DeliveryError, Notifier, ReceiverConfig
 from alerts.notify.email import EmailConfig
 from alerts.notify.webhook import WebhookConfig
 
 # The order is the order of the keys in error messages ("needs webhook: or email:").
 RECEIVER_KINDS: dict[str, type[ReceiverConfig]] = {
-    config.kind: config for config in (WebhookConfig, EmailConfig)
+    config.kind: config for config in (WebhookConfig, EmailConfig, AlertmanagerConfig)
 }
 
 __all__ = ["RECEIVER_KINDS", "DeliveryError", "Notifier", "ReceiverConfig"]

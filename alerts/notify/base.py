@@ -43,6 +43,9 @@ class ReceiverConfig(BaseModel):
     # Fields ``kordon config`` never prints: a mapping (headers) has every value hidden, a URL
     # keeps only its scheme, user, host and port.
     secrets: ClassVar[frozenset[str]] = frozenset()
+    # False for a kind that takes every alert rather than the routing tree's notifications
+    # (``alertmanager``: :mod:`alerts.push` feeds it); the fan-out of routed pages skips it.
+    routed: ClassVar[bool] = True
 
     def notifier(self) -> Notifier:
         raise NotImplementedError(f"receiver kind {self.kind!r} builds no notifier")

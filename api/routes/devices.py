@@ -10,7 +10,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from api.auth import VIEWER
 from api.problems import Problem, not_found
 from api.routes import NOT_FOUND, PROBLEM_RESPONSES, UNAVAILABLE, context
-from api.schemas import DEVICE_ID, NAME, Device, DeviceDetail, DeviceStateName, Site, Telemetry
+from api.schemas import (
+    DEVICE_ID,
+    NAME,
+    Clock,
+    Device,
+    DeviceDetail,
+    DeviceStateName,
+    Site,
+    Telemetry,
+)
 from api.state import iso
 from api.telemetry import AGGREGATIONS, build_query, run_query
 from kordon.model.kinds import DeviceKind
@@ -70,6 +79,28 @@ def list_sites(request: Request) -> Response:
     for site in sites:
         site["alerts"] = counts.get(site["site"], {"firing": 0, "critical": 0})
     return _json(sites)
+
+
+@router.get(
+    "/clock",
+    response_model=Clock,
+    summary="The stream clocks heard: which sites follow a scenario's time, at what speed",
+)
+def get_clock(request: Request) -> Response:
+    clocks = context(request).states.clocks
+    streams = [
+        {
+            "stream": s["stream"],
+            "state": s["state"],
+            "sites": s["sites"],
+            "owns": s["owns"],
+            "speed": s["speed"],
+            "sim": iso(s["sim"]),
+            "heard_ago": round(s["heard_ago"], 3),
+        }
+        for s in clocks.streams()
+    ]
+    return _json({"wall": iso(clocks.now()), "streams": streams})
 
 
 @router.get("/devices", response_model=list[Device], summary="Devices and their current state")
@@ -162,7 +193,7 @@ def get_telemetry(
         end=end,
         step=step,
         agg=agg,
-        now=ctx.clock.now(),
+        now=ctx.states.clocks.now(state.site),  # "now" is the site's time (a stream's)
         max_points=cfg.max_points,
         max_range=cfg.max_range,
     )

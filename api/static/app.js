@@ -12,7 +12,7 @@ const CHARTS = {
   radio: ["battery.charge", "supply.voltage", "tx.power"],
   scanner: ["power.draw", "cabinet.temperature"],
 };
-const state = { role: null, view: "board", device: null, run: null, sites: [], devices: [] };
+const state = { role: null, view: "board", device: null, run: null, sites: [], devices: [], clocks: {} };
 
 // ---- helpers --------------------------------------------------------------------------
 function h(tag, attrs = {}, ...children) {
@@ -45,9 +45,46 @@ function duration(seconds) {
   }
   return `about ${Math.round(seconds / 86400)} days`;
 }
-// The page's "now": the wall clock, unless the API says the data runs on a stream's clock.
-function pageNow() { return Date.now(); }
-function ago(iso, now = pageNow()) {
+// The page's "now" for a site, in epoch milliseconds: the wall clock for real devices, the
+// scenario time of the stream the site follows while one plays (the API's site.clock),
+// extrapolated by the stream's speed between polls.
+function noteClocks(sites) {
+  const received = Date.now();
+  state.clocks = {};
+  for (const site of sites) {
+    if (site.clock) state.clocks[site.site] = { ...site.clock, at: Date.parse(site.clock.now), received };
+  }
+}
+function pageNow(site) {
+  const clock = site ? state.clocks[site] : null;
+  if (!clock || clock.source !== "stream") return Date.now();
+  return clock.at + Math.max(0, Date.now() - clock.received) * clock.speed;
+}
+function clockTime(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+}
+function speedText(speed) { return `${Number(speed.toFixed(speed < 10 ? 1 : 0))}x`; }
+// The header clock: the scenario's time and speed while a stream plays (the open device's
+// site first), the wall clock otherwise.
+function renderClock() {
+  const clocks = Object.entries(state.clocks).filter(([, c]) => c.source === "stream");
+  const node = $("clock");
+  if (!clocks.length) {
+    node.textContent = clockTime(Date.now());
+    node.title = "wall clock";
+    node.dataset.source = "wall";
+    return;
+  }
+  const open = state.device ? state.device.split(":")[0] : null;
+  const [site, clock] = clocks.find(([name]) => name === open) || clocks[0];
+  const streams = new Set(clocks.map(([, c]) => c.stream));
+  const now = pageNow(site);
+  node.textContent = `scenario ${clockTime(now)}, ${clock.speed ? speedText(clock.speed) : "held"}` +
+    (streams.size > 1 ? ` (${streams.size} streams)` : "");
+  node.title = `${clock.stream}: ${new Date(now).toISOString()} (${clocks.map(([name]) => name).join(", ")})`;
+  node.dataset.source = "stream";
+}
+function ago(iso, now = Date.now()) {
   if (!iso) return "never";
   const seconds = (now - Date.parse(iso)) / 1000;
   if (seconds < 5) return "just now";
@@ -178,7 +215,7 @@ function alertItem(alert) {
   return h("li", { class: `alert sev-${alert.severity}`, "data-fingerprint": alert.fingerprint },
     h("h3", {}, h("span", { class: "sev" }, alert.severity), alert.alertname, h("span", { class: "meta" }, where)),
     summary ? h("p", {}, summary) : null,
-    h("p", { class: "meta" }, `${alert.state}, since ${ago(alert.starts_at)}`),
+    h("p", { class: "meta" }, `${alert.state}, since ${ago(alert.starts_at, pageNow(alert.site))}`),
     h("div", { class: "actions" }, actions));
 }
 
@@ -263,19 +300,18 @@ async function renderDevice(withCharts) {
     $("device-title").textContent = `Device ${d.id}`;
     $("device-title").setAttribute("tabindex", "-1");
     $("device-meta").textContent = `${d.kind}${d.model ? " " + d.model : ""}: ${d.state}, power ${d.power_source || "unknown"}` +
-      `, charge ${percent(d.battery_charge)}, time to empty ${duration(d.time_to_empty)}, last reading ${ago(d.last_seen)}` +
+      `, charge ${percent(d.battery_charge)}, time to empty ${duration(d.time_to_empty)}${d.time_to_empty_source === "learned" ? " (learned battery curve)" : ""}, last reading ${ago(d.last_seen, pageNow(d.site))}` +
       (d.alerts.length ? `, ${d.alerts.length} active alert(s)` : "");
     $("device-metrics").tBodies[0].replaceChildren(...Object.entries(d.metrics).map(([name, m]) =>
-      h("tr", {}, h("td", {}, name), h("td", {}, `${m.value}${m.unit ? " " + m.unit : ""}`), h("td", {}, ago(m.time)))));
+      h("tr", {}, h("td", {}, name), h("td", {}, `${m.value}${m.unit ? " " + m.unit : ""}`), h("td", {}, ago(m.time, pageNow(d.site))))));
     if (!withCharts) return;
     const metrics = (CHARTS[d.kind] || []).filter((name) => name in d.metrics);
     if (!metrics.length) { $("device-charts").replaceChildren(h("p", { class: "empty" }, "Nothing to chart yet.")); return; }
     const range = $("device-range").value;
     const query = metrics.map((m) => `metric=${encodeURIComponent(m)}`).join("&");
-    // The window ends at the device's latest reading, not at the wall clock: a replayed
-    // scenario's readings trail the clock by hours, and a dark device's last hours matter most.
+    // The window ends at the site's now: the scenario's time while a stream plays it.
     const seconds = { "1h": 3600, "6h": 21600, "24h": 86400 }[range] || 21600;
-    const end = d.last_seen ? Date.parse(d.last_seen) / 1000 + 1 : Date.now() / 1000;
+    const end = pageNow(d.site) / 1000 + 1;
     const window = `start=${(end - seconds).toFixed(0)}&end=${end.toFixed(0)}`;
     const history = await api(`/api/v1/devices/${encodeURIComponent(d.id)}/telemetry?${query}&${window}`);
     $("device-charts").replaceChildren(...history.series.map(chart));
@@ -325,6 +361,26 @@ async function stopRun(id) {
   catch (error) { $("scenario-note").textContent = `Cannot stop the run: ${error.message}`; }
 }
 
+// ---- learned battery health -------------------------------------------------------------
+function renderBatteries(batteries) {
+  const body = $("battery-table").querySelector("tbody");
+  body.replaceChildren(...batteries.map((b) => {
+    const evidence = b.evidence.map((e) =>
+      `${e.start ? e.start.slice(0, 16).replace("T", " ") : "?"}: ${duration(e.duration_s)} at ` +
+      `${e.mean_load_pct === null ? "?" : e.mean_load_pct.toFixed(0)} % load, ` +
+      (e.method === "empty" ? "ran to empty" : `${(100 * e.depth).toFixed(0)} % deep`) +
+      ` -> ${e.health_pct.toFixed(0)} %`).join("; ");
+    const load = b.load_pct === null ? "" : ` at ${b.load_pct.toFixed(0)} %`;
+    return h("tr", {},
+      h("th", { scope: "row" }, b.id),
+      h("td", {}, `${percent(b.health_pct)} (confidence ${b.confidence.toFixed(2)})`),
+      h("td", {}, `${duration(b.runtime_at_load_s)}${load}`),
+      h("td", {}, b.ups_runtime_s === null ? "–" : duration(b.ups_runtime_s)),
+      h("td", {}, evidence || "–"));
+  }));
+  $("batteries").hidden = batteries.length === 0;
+}
+
 // ---- polling and navigation -----------------------------------------------------------
 let refreshing = false;
 async function refresh() {
@@ -334,9 +390,12 @@ async function refresh() {
     if (state.view === "board") {
       const [sites, devices] = await Promise.all([api("/api/v1/sites"), api("/api/v1/devices")]);
       state.sites = sites; state.devices = devices;
+      noteClocks(sites);
+      renderClock();
       renderSites();
       try { renderAlerts(await api("/api/v1/alerts?state=active")); }
       catch (error) { renderAlerts([], `Alerts unavailable: ${error.message}`); }
+      try { renderBatteries(await api("/api/v1/batteries")); } catch (error) { renderBatteries([]); }
       if (state.device) await renderDevice(false);
     } else {
       await renderScenarios();
@@ -377,4 +436,6 @@ document.addEventListener("DOMContentLoaded", () => {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token); else signOut("");
   setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+  setInterval(() => { if (!document.hidden) renderClock(); }, 1000);
+  renderClock();
 });

@@ -12,7 +12,7 @@ from alerts import config as alerts_config
 from api import cli as api_cli
 from bridges import cli as bridges_cli
 from kordon import __version__
-from kordon.app import demo, devices, verify
+from kordon.app import battery, demo, devices, schedule, verify
 from kordon.app.roles import Role, UnknownRole, build_role, stop_event_on_signals
 from kordon.clock import WALL_CLOCK
 from kordon.config import ConfigError, Settings, load_settings
@@ -82,6 +82,8 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     demo,
     bridges_cli,
     devices,
+    battery,
+    schedule,
 )
 
 

@@ -1,9 +1,11 @@
 """``kordon demo``: the whole of Kordon in one process, with nothing else installed.
 
-An embedded MQTT broker (unless ``KORDON_MQTT_URL`` names one), the embedded SQLite telemetry
+An MQTT broker of its own (unless ``KORDON_MQTT_URL`` names one: Mosquitto as a child process
+when it is installed, else the embedded amqtt broker), the embedded SQLite telemetry
 store (unless ``KORDON_INFLUX_URL`` names an InfluxDB), the collector, alert engine and API
 roles, the default fleet, and a blackout scenario published at accelerated speed. It prints
-the operations page's address and a one-off admin token, and stops cleanly on Ctrl-C.
+the operations page's address, a one-off admin token and which broker runs, logs the pace the
+scenario keeps (and says so when it cannot keep the asked speed), and stops cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from kordon.app.embedded_broker import DemoBroker, start_demo_broker
 from kordon.app.roles import Role, build_role, stop_event_on_signals
 from kordon.clock import WALL_CLOCK
 from kordon.config import ApiToken, Settings
@@ -28,6 +33,7 @@ log = logging.getLogger("kordon.demo")
 
 DEMO_ROLES = ("collector", "alerts", "api")
 DEFAULT_SCENARIO = "single-site-blackout"
+PACE_LOG_EVERY = 15.0  # wall seconds between the scenario's pace lines
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -75,21 +81,17 @@ def demo_settings(settings: Settings, data_dir: Path, mqtt_url: str | None, toke
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="kordon-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = None
-    mqtt_url = None
-    if not os.environ.get("KORDON_MQTT_URL"):
-        from kordon.app.embedded_broker import EmbeddedBroker
-
-        broker = EmbeddedBroker()
-        broker.start()
-        mqtt_url = broker.url
-    token = secrets.token_urlsafe(24)
-    settings = demo_settings(settings, data_dir, mqtt_url, token)
-
     stop = stop_event_on_signals("the demo")
+    broker: DemoBroker | None = None
     roles: list[Role] = []
     scenario: ScenarioThread | None = None
     try:
+        mqtt_url = None
+        if not os.environ.get("KORDON_MQTT_URL"):
+            broker = start_demo_broker(data_dir)
+            mqtt_url = broker.url
+        token = secrets.token_urlsafe(24)
+        settings = demo_settings(settings, data_dir, mqtt_url, token)
         for name in DEMO_ROLES:
             role = build_role(name, settings, WALL_CLOCK)
             role.start()
@@ -101,7 +103,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             f"  token (admin):   {token}\n"
             f"  data:            {data_dir}\n"
             f"  broker:          {settings.mqtt.url}"
-            f"{' (embedded)' if broker else ''}\n"
+            f"{f' ({broker.description})' if broker else ''}\n"
             f"  telemetry store: {settings.influx.url}\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
@@ -151,11 +153,54 @@ class ScenarioThread(threading.Thread):
         except Exception:
             log.exception("the demo scenario failed")
             return
-        log.info("playing scenario %s at %gx real time", self.scenario_name, self.speed)
+        # The pacer says when the publisher cannot keep the asked speed; the demo says it too.
+        publisher.pacer.warn = lambda text: log.warning("scenario %s: %s", self.scenario_name, text)
+        log.info(
+            "playing scenario %s at %gx real time, scenario time from %s",
+            self.scenario_name,
+            self.speed,
+            datetime.fromtimestamp(run.start, UTC).isoformat().replace("+00:00", "Z"),
+        )
+        pace = _PaceLog(self.scenario_name, publisher, scenario.duration)
         try:
-            if publisher.play(stop=self.stop_event):
+            if publisher.play(stop=self.stop_event, progress=pace):
                 log.info("scenario %s finished", self.scenario_name)
         except Exception:
             log.exception("the demo scenario failed")
         finally:
             publisher.close()
+
+
+class _PaceLog:
+    """A ``Progress`` for the log: every ``PACE_LOG_EVERY`` seconds, how far the scenario is,
+    the speed it keeps and the messages per second it publishes."""
+
+    def __init__(self, name: str, publisher: Any, duration: float) -> None:
+        self.name = name
+        self.publisher = publisher
+        self.duration = duration
+        self.started = time.monotonic()
+        self.last = self.started
+        self.last_sent = 0
+
+    def update(self, sim_time: float, devices: int, messages: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PACE_LOG_EVERY:
+            return
+        from kordon.durations import format_duration
+
+        pacer = self.publisher.pacer
+        rate = (messages - self.last_sent) / max(now - self.last, 1e-9)
+        self.last, self.last_sent = now, messages
+        effective = pacer.effective_speed()
+        log.info(
+            "scenario %s: +%s of %s, speed %s of %gx, %s msg/s, %d devices%s",
+            self.name,
+            format_duration(sim_time - pacer.sim_start),
+            format_duration(self.duration),
+            f"{effective:.0f}x" if effective is not None else "-",
+            pacer.speed,
+            f"{rate:,.0f}",
+            devices,
+            f", {format_duration(pacer.lag)} behind" if pacer.lag >= 1.0 else "",
+        )

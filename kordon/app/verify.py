@@ -58,8 +58,22 @@ def replay_scenario(
 
     run = ScenarioRun(scenario)
     return replay(
-        run.delivered(), rules, start=run.start, end=run.end, fleet=scenario.fleet, notify=notify
+        run.delivered(), rules, start=run.start, end=run.end, fleet=scenario.fleet, notify=notify,
+        schedules=scenario_schedules(scenario, run.start),
     )
+
+
+def scenario_schedules(scenario: Scenario, start: float):  # type: ignore[no-untyped-def]
+    """The scenario's schedule as the alert engine reads it (moved with the run's start), or
+    None when the scenario has none: the simulator plays it, the engine forecasts against it."""
+    if scenario.schedule is None:
+        return None
+    from kordon.schedule import StaticSchedules
+    from kordon.schedule.model import shifted
+
+    shift = start - scenario.start if scenario.start is not None else 0.0
+    schedule = shifted(scenario.schedule, shift) if shift else scenario.schedule
+    return StaticSchedules.for_fleet(schedule, scenario.fleet, name=scenario.name)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -96,6 +110,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             verify(
                 scenario.name, run.delivered(), scenario.expect, rules,
                 start=run.start, end=run.end, fleet=scenario.fleet,
+                schedules=scenario_schedules(scenario, run.start),
             )
         )
     if checks:

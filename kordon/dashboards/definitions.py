@@ -358,6 +358,19 @@ def ups_detail() -> Json:
             [influx(mean_over_time("ups", "ups.temperature"), alias=ALIAS)],
             "celsius",
         ),
+        timeseries(
+            "Battery health (learned)",
+            [influx(last_over_time("battery_health", "health_pct"), alias=ALIAS)],
+            "percent",
+            description="Capacity as % of rated, learned by the alerts role from each "
+            "discharge (a point per finished discharge; `kordon battery relearn` rewrites "
+            "them from history). Under 80 %, ReplaceBattery fires.",
+            minimum=0,
+            maximum=110,
+            steps=thresholds((None, RED), (80, GREEN)),
+            show_thresholds=True,
+            width=24,
+        ),
     )
     return board.json()
 

@@ -28,6 +28,8 @@ ALERT_NAMES = (
     "BatteryLow",
     "BatteryDepletionImminent",
     "DeviceOffline",
+    "ScheduledOutageAtRisk",
+    "ReplaceBattery",
 )
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not set" for endsAt

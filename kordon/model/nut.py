@@ -27,7 +27,8 @@ Kordon metric names match ``^[a-z][a-z0-9_.]{0,63}$``; NUT's three-phase names d
 
 :func:`unknown_reason` says when a value the device sent cannot be a real measurement
 (65535 minutes or seconds of runtime, a negative runtime, a charge outside 0-100, ...). The
-stored reading keeps what the device said; pages and "time to empty" skip such values.
+stored reading keeps what the device said; pages and "time to empty" skip such values by
+taking every number they compute with through :func:`figure`.
 """
 
 from __future__ import annotations
@@ -362,3 +363,23 @@ def unknown_reason(name: str, value: object) -> str | None:
 def is_unknown(name: str, value: object) -> bool:
     """Whether pages and "time to empty" must ignore ``value`` (the store keeps it)."""
     return unknown_reason(name, value) is not None
+
+
+def figure(name: str, value: object) -> float | None:
+    """``value`` of metric ``name`` as a number a figure may be computed from, or ``None``.
+
+    ``None`` when the value is absent, not a number (text, a bool) or unknown by the sentinel
+    rule (:func:`unknown_reason`): an APC unit's ``battery.runtime`` of 65535 gives ``None``,
+    so a page shows no time to empty rather than "about 18.2 h left". The stored reading keeps
+    what the device said; this is the one place where figures leave it out. Every reader
+    that computes with a UPS value calls it: the API's device view (``time_to_empty`` and
+    ``battery_charge`` in ``api/state.py``), the alert engine's tracker (``battery.runtime``,
+    ``battery.charge``, ``input.voltage`` in ``alerts/tracker.py``, which feed
+    ``BatteryDepletionImminent`` and the depletion fit) and battery learning
+    (``Reading.from_metrics`` in ``alerts/battery/readings.py``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if unknown_reason(name, value) is not None:
+        return None
+    return float(value)

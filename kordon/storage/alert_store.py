@@ -477,12 +477,19 @@ class AlertStore:
         )[0]
         return {"pending": row[0] or 0, "delivered": row[1] or 0, "given_up": row[2] or 0}
 
-    def prune_outbox(self, before: float) -> int:
+    def prune_outbox(self, before: float, receivers: Sequence[str] | None = None) -> int:
+        """Delete rows delivered or given up before ``before`` (of ``receivers`` only, if
+        given: the alerts role prunes its periodic Alertmanager pushes and Watchdogs)."""
+        only = ""
+        params: list[Any] = [before, before]
+        if receivers is not None:
+            only = f" AND receiver IN ({', '.join('?' * len(receivers))})"
+            params.extend(receivers)
         with self.transaction() as db:
             return db.execute(
-                "DELETE FROM outbox WHERE (delivered_at IS NOT NULL AND delivered_at < ?) "
-                "OR (given_up_at IS NOT NULL AND given_up_at < ?)",
-                (before, before),
+                "DELETE FROM outbox WHERE ((delivered_at IS NOT NULL AND delivered_at < ?) "
+                "OR (given_up_at IS NOT NULL AND given_up_at < ?))" + only,
+                params,
             ).rowcount
 
     # ------------------------------------------------------------------ devices

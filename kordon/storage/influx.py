@@ -274,6 +274,23 @@ class InfluxTelemetryStore(InfluxClient):
         return points
 
 
+    def field_types(self, measurement: str) -> dict[str, str]:
+        """``SHOW FIELD KEYS``. InfluxDB 1.x types a field per shard: a name written with two
+        types into two shards (before Kordon typed it) is listed twice; the first listed is
+        taken, and a write into a shard that holds the other is refused and corrected like
+        any conflict."""
+        try:
+            rows = self.series(f"SHOW FIELD KEYS FROM {quote_identifier(measurement)}")
+        except StoreRejected as exc:
+            if "database not found" in exc.message:
+                return {}
+            raise
+        types: dict[str, str] = {}
+        for row in rows:
+            types.setdefault(str(row["fieldKey"]), str(row["fieldType"]))
+        return types
+
+
 def _aggregation(name: str) -> str:
     if name not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {name!r}")

@@ -18,11 +18,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from kordon.model.metrics import METRICS, SEQ_FIELD, MetricType
+from kordon.storage.fieldtypes import TYPE_NAMES, FieldConflict, conflict_message
 from kordon.storage.lineprotocol import LineProtocolError, parse_lines
 from kordon.storage.telemetry import (
     STATUS_MEASUREMENT,
@@ -46,11 +49,36 @@ CREATE TABLE IF NOT EXISTS samples (
     series INTEGER NOT NULL,
     field TEXT NOT NULL,
     ts INTEGER NOT NULL,          -- nanoseconds since the epoch
-    value ANY,
+    value,                        -- no declared type, so no affinity: "0042" stays text
     is_bool INTEGER NOT NULL DEFAULT 0,  -- SQLite has no boolean: remember which were
     PRIMARY KEY (series, field, ts)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fields (  -- InfluxDB's field types: the first written, for good
+    measurement TEXT NOT NULL,
+    field TEXT NOT NULL,
+    type TEXT NOT NULL,           -- float, integer, string, boolean
+    PRIMARY KEY (measurement, field)
+) WITHOUT ROWID;
 """
+_VERSION = 1
+# Files written before version 1 declared ``value ANY``: NUMERIC affinity, which turned text
+# that reads as a number into one ("0042" into 42, "128.00" into 128) and floats with no
+# fraction into integers. Their samples are kept; each field's type is taken from its
+# earliest sample (integers are floats there, except the fields Kordon writes as integers).
+_MIGRATE_V0 = """
+ALTER TABLE samples RENAME TO samples_v0;
+CREATE TABLE samples (
+    series INTEGER NOT NULL, field TEXT NOT NULL, ts INTEGER NOT NULL, value,
+    is_bool INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (series, field, ts)
+) WITHOUT ROWID;
+INSERT INTO samples SELECT series, field, ts, value, is_bool FROM samples_v0;
+DROP TABLE samples_v0;
+"""
+_INTEGER_FIELDS = (
+    SEQ_FIELD,
+    *sorted({name for specs in METRICS.values() for name, spec in specs.items()
+             if spec.type is MetricType.INT}),
+)
 
 
 class SqliteTelemetryStore:
@@ -62,9 +90,46 @@ class SqliteTelemetryStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str], int] = {}
+        # (measurement, field) -> type: a type never changes once written, so what is cached
+        # stays true; a name not cached is looked up in the file (another writer's).
+        self._types: dict[tuple[str, str], str] = {}
+
+    def _migrate(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version < _VERSION:
+                old = self._db.execute(
+                    "SELECT sql FROM sqlite_master WHERE name = 'samples'"
+                ).fetchone()
+                if old is not None and "value ANY" in old[0]:
+                    for statement in _MIGRATE_V0.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                if old is not None:
+                    marks = ",".join("?" * len(_INTEGER_FIELDS))
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO fields (measurement, field, type) "
+                        "SELECT s.measurement, m.field, CASE WHEN m.is_bool THEN 'boolean' "
+                        "WHEN typeof(m.value) = 'text' THEN 'string' "
+                        f"WHEN typeof(m.value) = 'integer' AND m.field IN ({marks}) "
+                        "THEN 'integer' ELSE 'float' END "
+                        "FROM samples m JOIN series s ON s.id = m.series ORDER BY m.ts",
+                        _INTEGER_FIELDS,
+                    )
+                self._db.execute(f"PRAGMA user_version = {_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     # --- writes (kordon.storage.telemetry.TelemetryStore) -----------------------------------
     def ping(self) -> bool:
@@ -78,6 +143,9 @@ class SqliteTelemetryStore:
             self._db.close()
 
     def write(self, body: bytes, precision: str = "ns") -> None:
+        """Like InfluxDB: a point with a field of another type than the one held (in the file,
+        or earlier in this write) is dropped, the other points are stored, and the write is
+        refused with InfluxDB's "partial write: field type conflict" message."""
         if precision != "ns":
             raise ValueError("the SQLite store takes nanosecond timestamps only")
         try:
@@ -85,24 +153,84 @@ class SqliteTelemetryStore:
         except (LineProtocolError, UnicodeDecodeError) as exc:
             raise StoreRejected(400, f"unable to parse: {exc}") from None
         rows = []
+        new_types: dict[tuple[str, str], str] = {}
+        first: FieldConflict | _InvalidName | None = None
+        dropped = 0
         with self._lock, _unavailable_on_error():
-            for measurement, tags, fields, ts in points:
-                series = self._series_id(measurement, tags)
-                stamp = ts if ts is not None else 0
-                for name, value in fields.items():
-                    rows.append((series, name, stamp, value, type(value) is bool))
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
+                for measurement, tags, fields, ts in points:
+                    if "time" in fields:  # as InfluxDB: dropped, and a point of it refused
+                        fields = {k: v for k, v in fields.items() if k != "time"}
+                        if not fields:
+                            dropped += 1
+                            first = first or _InvalidName(measurement, "time")
+                            continue
+                    conflict, fresh = self._check_types(measurement, fields, new_types)
+                    if conflict is not None:
+                        dropped += 1
+                        first = first or conflict
+                        continue
+                    new_types.update(fresh)
+                    series = self._series_id(measurement, tags)
+                    stamp = ts if ts is not None else 0
+                    for name, value in fields.items():
+                        rows.append((series, name, stamp, value, type(value) is bool))
                 self._db.executemany(
                     "INSERT OR REPLACE INTO samples (series, field, ts, value, is_bool) "
                     "VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO fields (measurement, field, type) VALUES (?, ?, ?)",
+                    [(m, f, t) for (m, f), t in new_types.items()],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:  # a failed write leaves nothing half-done
                     self._db.execute("ROLLBACK")
+                self._series.clear()  # ids made in the rolled-back transaction are gone
                 raise
+            self._types.update(new_types)
+        if isinstance(first, _InvalidName):
+            raise StoreRejected(
+                400,
+                f'partial write: invalid field name: input field "{first.field}" on '
+                f'measurement "{first.measurement}" is invalid dropped={dropped}',
+            )
+        if first is not None:
+            raise StoreRejected(400, conflict_message(first, dropped))
+
+    def _check_types(
+        self, measurement: str, fields: dict[str, Any], new_types: dict[tuple[str, str], str]
+    ) -> tuple[FieldConflict | None, list[tuple[tuple[str, str], str]]]:
+        """The point's first conflicting field, and the types it would add."""
+        fresh = []
+        for name, value in fields.items():
+            got = TYPE_NAMES[type(value)]
+            key = (measurement, name)
+            held = new_types.get(key) or self._held(key)
+            if held is None:
+                fresh.append((key, got))
+            elif held != got:
+                return FieldConflict(measurement, name, got, held), []
+        return None, fresh
+
+    def _held(self, key: tuple[str, str]) -> str | None:
+        held = self._types.get(key)
+        if held is None:
+            row = self._db.execute(
+                "SELECT type FROM fields WHERE measurement = ? AND field = ?", key
+            ).fetchone()
+            if row is not None:
+                held = self._types[key] = str(row[0])
+        return held
+
+    def field_types(self, measurement: str) -> dict[str, str]:
+        rows = self._rows(
+            "SELECT field, type FROM fields WHERE measurement = ? ORDER BY field", (measurement,)
+        )
+        return {str(name): str(kind) for name, kind in rows}
 
     def _series_id(self, measurement: str, tags: dict[str, str]) -> int:
         key = (measurement, orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode())
@@ -198,6 +326,12 @@ class SqliteTelemetryStore:
                 if value is not None
             ]
         return points
+
+
+@dataclass(frozen=True, slots=True)
+class _InvalidName:
+    measurement: str
+    field: str
 
 
 _SQL_AGGREGATES = {"mean": "AVG", "min": "MIN", "max": "MAX", "sum": "SUM", "count": "COUNT"}

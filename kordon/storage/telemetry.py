@@ -12,6 +12,9 @@ through the 1.x-compatible HTTP API; production) and
 ``kordon demo`` and laptops). The scheme of ``influx.url`` picks one: ``http(s)://`` or
 ``sqlite:///path``. Writers send line protocol to both; readers ask the three questions of the
 protocol, so no role writes InfluxQL or SQL of its own.
+
+Both keep a field's first type for good and refuse a point of another type with the same
+answer (:mod:`kordon.storage.fieldtypes`), so a collector treats them alike.
 """
 
 from __future__ import annotations
@@ -115,6 +118,12 @@ class TelemetryStore(Protocol):
     def statuses(self, since_ns: int) -> list[StatusPoint]: ...
 
     def history(self, request: HistoryRequest) -> History: ...
+
+    def field_types(self, measurement: str) -> dict[str, str]:
+        """The type the store holds for each field of ``measurement``: ``float``,
+        ``integer``, ``string`` or ``boolean`` (:mod:`kordon.storage.fieldtypes`). A point
+        whose field has another type is refused (:class:`StoreRejected`, InfluxDB's "field
+        type conflict" message); the other points of the write are stored."""
 
 
 # --- settings -> store -----------------------------------------------------------------------

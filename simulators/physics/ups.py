@@ -59,6 +59,7 @@ class UpsBank:
         self.charge_low = col([p.charge_low for p in params]) / 100.0
         self.runtime_low = col([p.runtime_low for p in params])
         self.indoor = np.array([p.indoor for p in params], dtype=bool)
+        self.firmware_rb = np.array([p.firmware_rb for p in params], dtype=bool)
         # Charger sized so that a full recharge takes recharge_ratio times the runtime at the
         # design load: bulk to 80 % at rate r, then absorption at r/2 (1.2 / r in all).
         design_runtime = peukert_runtime_s(
@@ -145,7 +146,7 @@ class UpsBank:
         status |= np.where(charging, CHRG, 0)
         status |= np.where(discharging & ~self.just_depleted, DISCHRG, 0)
         status |= np.where(low & (self.output_on | self.depleted), LB, 0)
-        status |= np.where(self.health < REPLACE_BATTERY_HEALTH, RB, 0)
+        status |= np.where(self.firmware_rb & (self.health < REPLACE_BATTERY_HEALTH), RB, 0)
         status |= np.where(self.output_on & (load > self.rated_w), OVER, 0)
         status |= np.where(~self.output_on, OFF, 0)
         self.status = status

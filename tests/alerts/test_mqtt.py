@@ -62,12 +62,15 @@ def test_contract_alerts_fire_and_resolve(
     engine.start(ready_line="alerts ready")
     devices = make_devices(own_mosquitto)
     devices.add("ups", "ups-1", **UPS_ON_MAINS)
+    devices.add("ups", "ups-2", **UPS_ON_MAINS)
     devices.add("radio", "radio-1", **RADIO_MAINS)
     devices.add("scanner", "scanner-1", **SCANNER_MAINS)
     devices.start()
     try:
-        # One UPS on battery, discharging fast: mains lost, then depletion, then low battery.
+        # One UPS on battery, discharging fast: mains lost, then depletion (its own BatteryLow
+        # is folded into that page). Another, low but steady, pages BatteryLow on its own.
         devices.set("ups-1", **ups_on_battery(60.0, drain=1.5))
+        devices.set("ups-2", **ups_on_battery(15.0, drain=0.0))
         wait_until(lambda: _seen(hook, "MainsPowerLost", "firing"), 20, what="MainsPowerLost")
         wait_until(lambda: _seen(hook, "BatteryDepletionImminent", "firing"), 20,
                    what="BatteryDepletionImminent")
@@ -80,6 +83,7 @@ def test_contract_alerts_fire_and_resolve(
                        for a in hook.alerts("/oncall")), "a site outage mutes per-device alerts"
         # Power back: everything resolves.
         devices.set("ups-1", **UPS_ON_MAINS, _drain=None)
+        devices.set("ups-2", **UPS_ON_MAINS, _drain=None)
         devices.set("radio-1", **RADIO_MAINS)
         devices.set("scanner-1", **SCANNER_MAINS)
         for name in ("MainsPowerLost", "BatteryDepletionImminent", "BatteryLow",

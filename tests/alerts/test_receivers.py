@@ -141,9 +141,12 @@ def test_receiver_errors_name_the_key(tmp_path: Path) -> None:
         load(load_settings(path, {}))
     message = str(info.value)
     assert "notify.receivers.0.webhook.url: must be an http:// or https:// URL" in message
-    assert "notify.receivers.1: 'pager' is not a receiver kind; use one of webhook, email" \
+    assert (
+        "notify.receivers.1: 'pager' is not a receiver kind; use one of webhook, email, "
+        "alertmanager" in message
+    )
+    assert "notify.receivers.2: receiver 'c' needs webhook: or email: or alertmanager:" \
         in message
-    assert "notify.receivers.2: receiver 'c' needs webhook: or email:" in message
     assert "notify.receivers.3.email.smarthost: must be host:port" in message
     assert "rules.BatteryLow.charge_below:" in message
 

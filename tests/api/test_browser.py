@@ -5,14 +5,22 @@ published through the broker and the collector, the board shows the site on UPS 
 the alert raised by the real alert engine (a ``kordon run --roles alerts`` process) appears;
 the operator acknowledges it and the page
 shows it acknowledged. The test saves a screenshot under tests/artifacts/.
+
+A second test plays a scenario whose dates lie two days back (``kordon simulate --start``):
+the page's header clock and "last reading" are in the stream's scenario time, not the wall
+clock's ("last reading just now", not "2 days ago"), and the clock returns to the wall clock
+when the stream stops.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -160,3 +168,116 @@ def test_blackout_on_the_board_then_acknowledged(api: RunningApi) -> None:
         alerts = client.get("/api/v1/alerts", params={"site": SITE}).json()
     assert any(a["ack"] and a["ack"]["by"] == "test-operator" for a in alerts)
     wait_until(lambda: (ARTIFACTS / "api-board-blackout.png").stat().st_size > 10_000, 5)
+
+
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def stream_api(
+    tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer,
+    make_collector: MakeProcess,
+) -> Iterator[RunningApi]:
+    database = f"browser_clock_{time.time_ns() % 10**9}"
+    collector = make_collector(database=database, client_id="brc-coll")
+    collector.start(ready_line="collector ready")
+    settings = api_settings(tmp_path, mosquitto, influxdb, database, fleet=default_fleet_path())
+    try:
+        with RunningApi(settings) as running:
+            yield running
+    finally:
+        collector.stop()
+
+
+def test_page_clock_and_last_reading_follow_the_scenario_time(
+    stream_api: RunningApi, mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
+    simulator = KordonProcess(
+        [
+            "simulate",
+            "single-site-blackout",
+            "--speed",
+            "60",
+            "--start",
+            start.isoformat(),
+            "--quiet",
+        ],
+        {"KORDON_MQTT_URL": mosquitto.url, "KORDON_DATA_DIR": str(tmp_path / "sim")},
+        tmp_path / "sim",
+    )
+    simulator.start()
+    viewer = {"Authorization": f"Bearer {TOKENS['viewer']}"}
+
+    def site_clock() -> dict | None:
+        sites = httpx.get(f"{stream_api.url}/api/v1/sites", headers=viewer).json()
+        clock = next(s for s in sites if s["site"] == SITE)["clock"]
+        return clock if clock["source"] == "stream" else None
+
+    try:
+        wait_until(site_clock, 30, interval=0.2, what=f"{SITE} on the simulator's clock")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            context = browser.new_context(
+                viewport={"width": 1600, "height": 1000}, timezone_id="UTC", locale="en-GB"
+            )
+            page = context.new_page()
+            try:
+                page.goto(stream_api.url + "/")
+                page.get_by_label("Token", exact=True).fill(TOKENS["viewer"])
+                page.get_by_role("button", name="Sign in").click()
+                clock = page.locator("#clock")
+                expect(clock).to_have_text(re.compile(r"^scenario \d\d:\d\d, 60x$"), timeout=15_000)
+                # The header shows the scenario's time (two days back), within a few
+                # scenario minutes of the API's: the page extrapolates at 60x between polls.
+                api_now = datetime.fromisoformat(site_clock()["now"].replace("Z", "+00:00"))
+                assert _minutes_apart(clock.text_content() or "", api_now) <= 5, api_now
+                title = clock.get_attribute("title") or ""
+                shown = re.search(r"\d{4}-\d\d-\d\dT[\d:.]+Z", title)
+                assert shown, title
+                shown_at = datetime.fromisoformat(shown.group(0).replace("Z", "+00:00"))
+                assert abs((shown_at - api_now).total_seconds()) <= 5 * 60, (title, api_now)
+                assert shown_at < datetime.now(UTC) - timedelta(days=1), title
+
+                # "last reading" of a device that reported a scenario moment ago
+                card = page.locator(f'article[data-site="{SITE}"]')
+                card.get_by_role("button", name="ups-scan-1, ups").click()
+                meta = page.locator("#device-meta")
+                expect(meta).to_contain_text("last reading", timeout=10_000)
+                recent = re.compile(
+                    r"last reading (just now|\d+ s ago|under a minute ago|about [1-9] minutes? ago)"
+                )
+                expect(meta).to_have_text(recent, timeout=10_000)
+                assert "days ago" not in (meta.text_content() or "")
+                expect(page.locator("#device-charts figure").first).to_contain_text(
+                    "battery.charge", timeout=10_000
+                )
+                page.screenshot(path=str(ARTIFACTS / "api-scenario-clock.png"), full_page=True)
+
+                # The stream stops: the page's clock is the wall clock again.
+                simulator.stop(signal.SIGINT)
+                expect(clock).to_have_text(re.compile(r"^\d\d:\d\d$"), timeout=20_000)
+                assert clock.get_attribute("data-source") == "wall"
+                assert _minutes_apart(clock.text_content() or "", datetime.now(UTC)) <= 2
+            finally:
+                browser.close()
+    finally:
+        simulator.stop(signal.SIGINT)
+
+
+def _minutes_apart(text: str, moment: datetime) -> float:
+    """Minutes between the HH:MM in ``text`` (UTC) and ``moment``, across midnight."""
+    found = re.search(r"(\d\d):(\d\d)", text)
+    assert found, text
+    at = moment.replace(hour=int(found[1]), minute=int(found[2]), second=0, microsecond=0)
+    return min(abs((at + timedelta(days=k) - moment).total_seconds()) for k in (-1, 0, 1)) / 60

@@ -462,3 +462,80 @@ def test_openapi_document_needs_a_token(stack: Stack) -> None:
     ):
         assert path in paths, path
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+def test_a_streamed_site_follows_its_scenario_clock_then_returns_to_the_wall_clock(
+    stack: Stack, mosquitto: MosquittoServer
+) -> None:
+    """Runs last in this module: it adds a site. A stream plays a scenario two days back at
+    60x: its site is judged on the stream's clock (device online, "now" two days back), every
+    other site on the wall clock; when the stream stops, its site returns to the wall clock."""
+    from kordon.streamclock import announce
+
+    site = f"{stack.site}-sim"
+    stream = f"test-{stack.site}"
+    sim = time.time() - 2 * 86400
+    publisher = Publisher(mosquitto.host, mosquitto.port)
+    running = announce(stream, [site], sim, 60.0)
+    try:
+        publisher.publish(running.topic, running.encode())  # live, not retained
+        publisher.publish(
+            f"kordon/v1/{site}/ups/ups-sim/telemetry", ups_payload(sim, 0, "OB DISCHRG", 70, 900)
+        )
+        with stack.api.client("viewer") as client:
+
+            def streamed() -> dict | None:
+                sites = {s["site"]: s for s in client.get("/api/v1/sites").json()}
+                found = sites.get(site)
+                return found if found and found["devices"]["online"] == 1 else None
+
+            found = wait_until(streamed, 15, what="the streamed site on its scenario clock")
+            clock = found["clock"]
+            assert clock["source"] == "stream" and clock["stream"] == stream
+            assert clock["speed"] == 60.0
+            now = _epoch(clock["now"])
+            assert sim <= now < sim + 3600, clock  # two days back, not the wall clock
+            assert found["power"] == "ups" and found["ups"]["on_battery"] == 1
+            sites = {s["site"]: s for s in client.get("/api/v1/sites").json()}
+            wall = sites[stack.site]["clock"]
+            assert wall["source"] == "wall" and wall["stream"] is None and wall["speed"] == 1.0
+            assert abs(_epoch(wall["now"]) - time.time()) < 60
+            devices = client.get("/api/v1/devices", params={"site": site}).json()
+            assert [d["state"] for d in devices] == ["online"]
+            assert devices[0]["clock"]["source"] == "stream"
+            assert devices[0]["clock"]["stream"] == stream
+            listed = client.get("/api/v1/clock").json()
+            mine = next(s for s in listed["streams"] if s["stream"] == stream)
+            assert mine["state"] == "running" and mine["owns"] == [site]
+            assert mine["sites"] == [site] and mine["speed"] == 60.0
+            # A history query without an end ends at the site's now, two days back.
+            history = client.get(
+                f"/api/v1/devices/{site}:ups-sim/telemetry", params={"metric": "battery.charge"}
+            ).json()
+            assert _epoch(history["end"]) < time.time() - 86400, history["end"]
+
+            publisher.publish(running.topic, running.stopped().encode())
+
+            def back_on_wall() -> dict | None:
+                sites = {s["site"]: s for s in client.get("/api/v1/sites").json()}
+                return sites[site] if sites[site]["clock"]["source"] == "wall" else None
+
+            back = wait_until(back_on_wall, 15, what="the site back on the wall clock")
+            assert abs(_epoch(back["clock"]["now"]) - time.time()) < 60
+            wait_until(
+                lambda: [d["state"] for d in client.get(
+                    "/api/v1/devices", params={"site": site}).json()] == ["stale"],
+                15,
+                what="the device silent two days on the wall clock",
+            )  # fmt: skip
+            listed = client.get("/api/v1/clock").json()
+            mine = next(s for s in listed["streams"] if s["stream"] == stream)
+            assert mine["state"] == "stopped" and mine["owns"] == []
+    finally:
+        publisher.close()
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

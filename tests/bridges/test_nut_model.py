@@ -82,3 +82,18 @@ def test_names() -> None:
 )
 def test_sentinels(name: str, value: object, unknown: bool) -> None:
     assert is_unknown(name, value) is unknown, unknown_reason(name, value)
+
+
+def test_figure_keeps_sentinels_out_of_what_pages_compute() -> None:
+    from kordon.model.nut import figure
+
+    assert figure("battery.runtime", 65535.0) is None  # the APC unit's "unknown"
+    assert figure("battery.runtime", -1.0) is None
+    assert figure("battery.charge", 255) is None
+    assert figure("battery.runtime", "64:41") is None
+    assert figure("battery.runtime", True) is None
+    assert figure("battery.runtime", None) is None
+    assert figure("battery.runtime", 1080) == 1080.0
+    assert figure("battery.charge", 87.5) == 87.5
+    assert figure("ups.timer.shutdown", -1.0) == -1.0  # NUT's "no timer running"
+    assert figure("vendor.reading", 65535.0) == 65535.0  # undocumented: not judged

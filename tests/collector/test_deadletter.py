@@ -1,5 +1,6 @@
 """Bad input goes to ``kordon/v1/deadletter`` with the original topic and a reason, and writes
-nothing; a line InfluxDB refuses for good is dead-lettered without blocking its batch.
+nothing; a line InfluxDB refuses for good is dead-lettered without blocking its batch; a value
+of another type than its field's is stored under the derived name, never dead-lettered.
 
 Real Mosquitto, real InfluxDB, the collector as a child process.
 """
@@ -282,7 +283,7 @@ def test_batch_with_one_bad_reading_writes_the_rest_and_dead_letters_the_one(
     assert letter["code"] == "value"
 
 
-def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
+def test_a_line_influxdb_refuses_for_good_is_dead_lettered_and_the_rest_of_the_batch_written(
     collector: KordonProcess,
     deadletters: Recorder,
     publisher: Publisher,
@@ -292,17 +293,17 @@ def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
 ) -> None:
     now = int(time.time())
     topic = f"kordon/v1/{site}/ups/ups-1/telemetry"
-    # New firmware adds "fw.mode" as a number: InfluxDB fixes the field's type to float.
     publisher.publish(topic, orjson.dumps({"ts": now - 100, "metrics": {"fw.mode": 1.5}}))
     wait_until(
         lambda: influxdb.query(f"SELECT * FROM ups WHERE site = '{site}'", database),
         20,
         what="the first reading",
     )
-    # Later firmware sends it as a string: that one line can never be written.
+    # "time" passes the metric name pattern, but InfluxDB drops a field of that name, and
+    # refuses a line that has no other ("invalid field name"): it can never be written.
     batch = [
         {"ts": now - 90, "seq": 1, "metrics": {"battery.charge": 90.0}},
-        {"ts": now - 89, "seq": 2, "metrics": {"fw.mode": "eco", "battery.charge": 89.0}},
+        {"ts": now - 89, "metrics": {"time": "eco"}},
         {"ts": now - 88, "seq": 3, "metrics": {"battery.charge": 88.0, "fw.mode": 2.5}},
     ]
     publisher.publish(topic, orjson.dumps(batch))
@@ -318,9 +319,9 @@ def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
         what="the refused line in the dead-letter topic",
     )
     assert "InfluxDB rejected the line" in letter["reason"]
-    assert "field type conflict" in letter["reason"]
+    assert "invalid field name" in letter["reason"]
     assert letter["code"] == "influx_rejected"
-    assert 'fw.mode="eco"' in letter["payload"] and "seq=2i" in letter["payload"]
+    assert 'time="eco"' in letter["payload"]
     assert f"{now - 89}000000000" in letter["payload"]
 
     rows = wait_until(
@@ -337,10 +338,6 @@ def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
     assert by_time[now - 90]["battery.charge"] == 90.0
     assert by_time[now - 88]["fw.mode"] == 2.5
     assert by_time[now - 87]["device"] == "ups-2"
-    types = {
-        r["fieldKey"]: r["fieldType"] for r in influxdb.query("SHOW FIELD KEYS FROM ups", database)
-    }
-    assert types["fw.mode"] == "float"
     # Exactly one letter for the one bad line, and the collector carries on.
     refused = [
         d for d in _letters(deadletters) if d["topic"] == "influxdb" and site in d["payload"]
@@ -352,4 +349,55 @@ def test_field_type_conflict_is_dead_lettered_and_the_rest_of_the_batch_written(
         20,
         what="a reading after the refusal",
     )
+    assert collector.process is not None and collector.process.poll() is None, "collector died"
+
+
+def test_a_value_of_another_type_is_stored_under_its_derived_name_never_dead_lettered(
+    collector: KordonProcess,
+    deadletters: Recorder,
+    publisher: Publisher,
+    influxdb: InfluxServer,
+    database: str,
+    site: str,
+) -> None:
+    """Issue 12: a field's type is fixed by its first write; a later firmware that sends the
+    field as a string loses nothing: the string goes to ``fw.mode.text`` (type rule)."""
+    now = int(time.time())
+    topic = f"kordon/v1/{site}/ups/ups-1/telemetry"
+    # New firmware adds "fw.mode" as a number: InfluxDB fixes the field's type to float.
+    publisher.publish(topic, orjson.dumps({"ts": now - 100, "metrics": {"fw.mode": 1.5}}))
+    wait_until(
+        lambda: influxdb.query(f"SELECT * FROM ups WHERE site = '{site}'", database),
+        20,
+        what="the first reading",
+    )
+    # Later firmware sends it as a string, then as a number again.
+    batch = [
+        {"ts": now - 90, "seq": 1, "metrics": {"battery.charge": 90.0}},
+        {"ts": now - 89, "seq": 2, "metrics": {"fw.mode": "eco", "battery.charge": 89.0}},
+        {"ts": now - 88, "seq": 3, "metrics": {"battery.charge": 88.0, "fw.mode": 2.5}},
+    ]
+    publisher.publish(topic, orjson.dumps(batch))
+    other = f"kordon/v1/{site}/ups/ups-2/telemetry"
+    publisher.publish(other, orjson.dumps({"ts": now - 87, "seq": 4, "metrics": {"ups.load": 3.0}}))
+    rows = wait_until(
+        lambda: (
+            (r := influxdb.query(f"SELECT * FROM ups WHERE site = '{site}'", database))
+            and len(r) == 5
+            and r
+        ),
+        20,
+        what="every reading, the string one included",
+    )
+    by_time = {row["time"] // 10**9: row for row in rows}
+    assert sorted(by_time) == [now - 100, now - 90, now - 89, now - 88, now - 87]
+    assert by_time[now - 89]["fw.mode.text"] == "eco"
+    assert by_time[now - 89]["fw.mode"] is None
+    assert by_time[now - 89]["battery.charge"] == 89.0 and by_time[now - 89]["seq"] == 2
+    assert by_time[now - 88]["fw.mode"] == 2.5
+    types = {
+        r["fieldKey"]: r["fieldType"] for r in influxdb.query("SHOW FIELD KEYS FROM ups", database)
+    }
+    assert types["fw.mode"] == "float" and types["fw.mode.text"] == "string"
+    assert not [d for d in _letters(deadletters) if site in d["topic"] or site in d["payload"]]
     assert collector.process is not None and collector.process.poll() is None, "collector died"

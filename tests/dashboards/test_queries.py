@@ -28,6 +28,7 @@ import pytest
 
 from kordon.dashboards.check import all_panels
 from kordon.dashboards.locate import dashboard_files, dashboards_dir
+from kordon.model.battery import BATTERY_MEASUREMENT
 from kordon.storage.lineprotocol import encode_line
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
 from tests.harness.collector import collector_process
@@ -150,6 +151,21 @@ def _alert_lines(start: int) -> str:
     return "\n".join(lines)
 
 
+def _battery_lines(start: int) -> str:
+    """What the alerts role writes after each finished discharge (measurement battery_health),
+    for every UPS of the test sites: the learned health falling over the test window."""
+    lines = []
+    for site in SITES:
+        for device in DEVICES["ups"]:
+            for number, health in enumerate((97.5, 91.0, 78.25)):
+                ts = start + (number + 1) * (READINGS * STEP) // 4
+                fields = {"health_pct": health, "runtime_ref_s": 1500.0 - 100.0 * number,
+                          "confidence": 0.78, "discharges": float(number + 1)}
+                tags = {"site": site, "device": device}
+                lines.append(encode_line(BATTERY_MEASUREMENT, tags, fields, ts * 1_000_000_000))
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def private_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
     """A broker of this module's own: the dashboards use the real site names of the default
@@ -213,10 +229,9 @@ def filled(
             publisher.publish(topic, b"", retain=True)
         publisher.close()
     assert stopped == 0, collector.tail_log()
-    response = httpx.post(
-        f"{influxdb.url}/write", params={"db": database}, content=_alert_lines(start)
-    )
-    assert response.status_code == 204, response.text
+    for lines in (_alert_lines(start), _battery_lines(start)):
+        response = httpx.post(f"{influxdb.url}/write", params={"db": database}, content=lines)
+        assert response.status_code == 204, response.text
     return Filled(influxdb, database, (start - 60) * 1000, (now + 60) * 1000, devices * READINGS)
 
 

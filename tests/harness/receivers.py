@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +23,7 @@ class WebhookRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 class WebhookReceiver:
@@ -44,7 +46,8 @@ class WebhookReceiver:
                 raw = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(
-                        WebhookRequest(self.path, dict(self.headers.items()), json.loads(raw))
+                        WebhookRequest(self.path, dict(self.headers.items()), json.loads(raw),
+                                       time.monotonic())
                     )
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -68,6 +71,11 @@ class WebhookReceiver:
     def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [r.body for r in self.requests if path is None or r.path == path]
+
+    def arrivals(self, path: str | None = None) -> list[float]:
+        """``time.monotonic()`` of every request's arrival (to ``path``)."""
+        with self._lock:
+            return [r.at for r in self.requests if path is None or r.path == path]
 
     def alerts(self, path: str | None = None) -> list[tuple[str, str, str]]:
         """(alertname, device or site, status) of every alert in every request."""

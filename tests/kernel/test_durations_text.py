@@ -75,7 +75,7 @@ def test_alert_texts_never_say_about_under(eta: float) -> None:
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PAGE = Path(__file__).resolve().parent.parent / "api" / "static" / "index.html"
+PAGE = Path(__file__).resolve().parents[2] / "api" / "static" / "index.html"
 
 
 @pytest.mark.skipif(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KERNEL = "kordon"
 APP = "kordon.app"
 # ``python -m kordon`` starts the command line: an entry point belongs to the composition layer.

@@ -43,6 +43,7 @@ class Follower:
     def __init__(self, host: str, port: int, site: str) -> None:
         self.clocks = StreamClocks()
         self.announcements: list[tuple[ClockAnnouncement | None, bool]] = []
+        self.topics: list[str] = []  # the topic of each of announcements
         self.newest_ts: float | None = None
         self.lock = threading.Lock()
         self.site = site
@@ -62,6 +63,7 @@ class Follower:
             announcement = self.clocks.handle(message.topic, message.payload, bool(message.retain))
             with self.lock:
                 self.announcements.append((announcement, bool(message.retain)))
+                self.topics.append(message.topic)
             return
         ref = parse_topic(message.topic)
         decoded = decode_telemetry(message.payload, ref.kind, now=time.time())
@@ -69,6 +71,16 @@ class Follower:
             for reading in decoded.readings:
                 ts = reading.ts_ns / 1e9
                 self.newest_ts = ts if self.newest_ts is None else max(self.newest_ts, ts)
+
+    def of_stream(self, stream: str) -> list[tuple[ClockAnnouncement | None, bool]]:
+        """What one stream's topic carried: other tests share the broker (and may leave a
+        retained last will of their own behind)."""
+        with self.lock:
+            return [
+                entry
+                for entry, topic in zip(self.announcements, self.topics, strict=True)
+                if topic == clock_topic(stream)
+            ]
 
     def ours(self) -> list[ClockAnnouncement]:
         with self.lock:
@@ -132,11 +144,11 @@ def test_simulate_announces_its_clock_and_the_follower_tracks_the_stream(
     # Back on the wall clock, and the retained clock was cleared: nothing left for newcomers.
     assert follower.clocks.source(site) is None
     assert abs(follower.clocks.now(site) - time.time()) < 5
-    assert follower.announcements[-1] == (None, False)  # the empty retained payload
+    assert follower.of_stream(stream)[-1] == (None, False)  # the empty retained payload
     late = Follower(mosquitto.host, mosquitto.port, site)
     try:
         time.sleep(0.5)  # a retained message arrives right after SUBACK, or never
-        assert late.announcements == []
+        assert late.of_stream(stream) == []
     finally:
         late.close()
     err = capsys.readouterr().err
@@ -169,7 +181,7 @@ def test_a_publisher_that_dies_ends_its_clock_by_its_last_will(mosquitto, follow
     conns.crash(announcer.client_id)  # socket closed without DISCONNECT
     wait_until(lambda: follower.clocks.source(site) is None, 5, what="the will")
     [(will, retained)] = [
-        (a, r) for a, r in follower.announcements if a is not None and not a.running
+        (a, r) for a, r in follower.of_stream(announcer.stream) if a is not None and not a.running
     ]
     assert will.topic == clock_topic(announcer.stream) and not retained
     conns.close()

@@ -1,0 +1,125 @@
+"""Prometheus Alertmanager from Debian's ``prometheus-alertmanager`` as child processes.
+
+:class:`AlertmanagerCluster` runs N nodes gossiping over loopback, with the example
+configuration ``deploy/alertmanager.yml`` (its routes, grouping and inhibit rules) made fast
+for tests and its webhook receivers pointed at a test's :class:`WebhookReceiver`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.harness.servers import _Server, free_port
+from tests.harness.waiting import wait_until
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager.yml"
+
+
+def fast_config(
+    hook_url: str, watchdog_url: str, *, group_wait: str = "1s", group_interval: str = "2s"
+) -> dict[str, Any]:
+    """``deploy/alertmanager.yml`` with short timings and the receivers at ``hook_url`` and
+    ``watchdog_url``; everything else (grouping, inhibition) as shipped."""
+    config = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    route = config["route"]
+    route.update(group_wait=group_wait, group_interval=group_interval, repeat_interval="1h")
+    for child in route["routes"]:
+        child.update(group_interval=group_interval, repeat_interval=group_interval)
+    urls = {"oncall": hook_url, "deadmans-switch": watchdog_url}
+    for receiver in config["receivers"]:
+        for webhook in receiver["webhook_configs"]:
+            webhook["url"] = urls[receiver["name"]]
+    return config
+
+
+class AlertmanagerNode(_Server):
+    name = "alertmanager"
+
+    def __init__(self, workdir: Path, config: Path, peers: list[str], *, index: int) -> None:
+        self.name = f"alertmanager-{index}"
+        super().__init__(workdir)
+        self.config = config
+        self.port = free_port()
+        self.cluster_port = free_port()
+        self.peers = peers
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def cluster_address(self) -> str:
+        return f"127.0.0.1:{self.cluster_port}"
+
+    def command(self) -> list[str]:
+        return [
+            ALERTMANAGER,
+            f"--config.file={self.config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--cluster.listen-address={self.cluster_address}",
+            f"--cluster.advertise-address={self.cluster_address}",
+            *[f"--cluster.peer={peer}" for peer in self.peers if peer != self.cluster_address],
+            # A follower waits peer_timeout x its position for the leader's notification log
+            # entry before it notifies itself: short, so a dead leader delays pages little.
+            "--cluster.peer-timeout=2s",
+            "--cluster.settle-timeout=5s",
+            "--cluster.probe-interval=200ms",
+            "--cluster.probe-timeout=200ms",
+            "--cluster.pushpull-interval=2s",
+            "--log.level=debug",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def status(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/api/v2/status", timeout=2.0).json()
+
+    def alerts(self, **params: str) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=2.0).json()
+
+
+class AlertmanagerCluster:
+    def __init__(self, workdir: Path, config: dict[str, Any], size: int = 2) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "alertmanager.yml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        self.nodes: list[AlertmanagerNode] = []
+        peers: list[str] = []
+        for index in range(size):
+            node = AlertmanagerNode(workdir / f"node-{index}", self.config_path, peers, index=index)
+            self.nodes.append(node)
+        peers.extend(node.cluster_address for node in self.nodes)
+
+    def start(self) -> AlertmanagerCluster:
+        for node in self.nodes:
+            node.start()
+        wait_until(
+            lambda: all(
+                len(n.status()["cluster"]["peers"]) == len(self.nodes)
+                and n.status()["cluster"]["status"] == "ready"
+                for n in self.nodes
+            ),
+            timeout=30,
+            what="the Alertmanager nodes to form one cluster",
+        )
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
