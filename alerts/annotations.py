@@ -1,8 +1,8 @@
 """Alert transitions to the measurement ``alerts`` of the telemetry store (Grafana annotations).
 
 Tags ``alertname``, ``site``, ``device``, ``severity``, ``state``; fields ``summary``,
-``description``, ``fingerprint``. They go through the same
-:class:`~kordon.storage.telemetry.TelemetryStore` as the collector's readings, so they land in
+``description``, ``fingerprint`` (and ``note`` when the alert has one). They go through the
+same :class:`~kordon.storage.telemetry.TelemetryStore` as the collector's readings, so they land in
 InfluxDB in production and in the embedded SQLite store in ``kordon demo``. The engine must
 never wait for or fail on the store: events go into a bounded buffer that a thread writes in
 batches. While the store is down the buffer holds the newest ``influx_buffer`` events; older
@@ -31,6 +31,14 @@ log = logging.getLogger("alerts.annotations")
 
 def annotation_line(event: Transition) -> str:
     labels = event.labels
+    fields = {
+        "summary": event.annotations.get("summary", ""),
+        "description": event.annotations.get("description", ""),
+        "fingerprint": event.fingerprint,
+    }
+    note = event.annotations.get("note")
+    if note:  # e.g. ended by a change of clock (alerts.settle)
+        fields["note"] = note
     return encode_line(
         ALERTS_MEASUREMENT,
         {
@@ -40,11 +48,7 @@ def annotation_line(event: Transition) -> str:
             "severity": labels.get("severity", ""),
             "state": event.state.value,
         },
-        {
-            "summary": event.annotations.get("summary", ""),
-            "description": event.annotations.get("description", ""),
-            "fingerprint": event.fingerprint,
-        },
+        fields,
         int(event.at * 1e9),
     )
 

@@ -36,7 +36,7 @@ from typing import Any
 from alerts.config import ROOT_DEFAULTS, NotifySettings, RouteSettings
 from alerts.notify.payload import group_key, webhook_payload
 from alerts.state import Alert
-from kordon.model.alerts import AlertState, Matcher, matches_all
+from kordon.model.alerts import AlertState, Facts, Matcher, matches_all
 from kordon.storage.alert_store import NflogEntry
 
 
@@ -157,6 +157,7 @@ class Group:
     labels: dict[str, str]
     next_flush: float
     alerts: dict[str, Alert] = field(default_factory=dict)
+    site: str = ""  # whose clock times the group: the site of the alert that formed it
     urgent_at: float | None = None  # an urgent send or an incident update is due then
     last_sent: float | None = None
     update_gap: float = 0.0  # least time between updates now (doubles with each in a row)
@@ -185,9 +186,14 @@ class Dispatcher:
         self.external_url = external_url
         self.groups: dict[str, Group] = {}
         self._routes_of: dict[str, list[Group]] = {}
-        # (group, receiver) -> fingerprint -> the material picture that receiver was told.
-        # Not persisted: after a restart the first look takes the current picture as told.
-        self.told_material: dict[tuple[str, str], dict[str, object]] = {}
+        # A group's timers run on its site's clock (scenario time for a simulated site):
+        # site -> now, set by the engine; None: every group on the ``now`` given to flush.
+        self.clock_of: Callable[[str], float] | None = None
+        # (group, receiver) -> fingerprint -> the material picture that receiver was told,
+        # kept in the nflog so that a restart compares with what was really told.
+        self.told_material: dict[tuple[str, str], dict[str, Facts]] = {
+            key: dict(entry.material) for key, entry in nflog.items()
+        }
 
     def add(self, alert: Alert, now: float) -> None:
         """An alert (re)entered firing; put it into the group of every route it matches."""
@@ -197,7 +203,9 @@ class Dispatcher:
             key = group_key(route.id, labels)
             group = self.groups.get(key)
             if group is None:
-                group = self.groups[key] = Group(key, route, labels, now + route.group_wait)
+                group = self.groups[key] = Group(
+                    key, route, labels, now + route.group_wait, site=alert.labels.get("site", "")
+                )
             group.alerts[alert.fingerprint] = alert
             groups.append(group)
         self._routes_of[alert.fingerprint] = groups
@@ -206,10 +214,11 @@ class Dispatcher:
         for group in self._routes_of.pop(alert.fingerprint, []):
             group.alerts.pop(alert.fingerprint, None)
 
-    def next_due(self) -> float | None:
-        due = [g.next_flush for g in self.groups.values() if g.alerts]
-        due.extend(g.urgent_at for g in self.groups.values() if g.urgent_at is not None)
-        for group in self.groups.values():
+    def next_due(self, include: Callable[[Group], bool] | None = None) -> float | None:
+        groups = [g for g in self.groups.values() if include is None or include(g)]
+        due = [g.next_flush for g in groups if g.alerts]
+        due.extend(g.urgent_at for g in groups if g.urgent_at is not None)
+        for group in groups:
             route = group.route
             if route.escalate_to is None:
                 continue
@@ -223,7 +232,7 @@ class Dispatcher:
                     due.append(alert.starts_at + route.escalate_after)
         return min(due) if due else None
 
-    def flush(self, now: float, acked: Acked, held: set[str]) -> Decisions:
+    def flush(self, at: float, acked: Acked, held: set[str]) -> Decisions:
         """Notify the groups that are due and escalate what waited too long.
 
         ``held`` are firing alerts a pending inhibitor holds back; ``acked`` says whether an
@@ -233,6 +242,7 @@ class Dispatcher:
         for key in list(self.groups):
             group = self.groups[key]
             route = group.route
+            now = at if self.clock_of is None else self.clock_of(group.site)
             if route.escalate_to:
                 self._escalate(group, now, acked, held, decided)
             self._watch(group, now, held)
@@ -297,11 +307,10 @@ class Dispatcher:
         self, group: Group, receiver: str, firing: list[Alert], worse_only: bool = False
     ) -> bool:
         """Whether the picture of an alert changed since the receiver was told it; with
-        ``worse_only``, whether it got worse: a picture that is a set of facts got a new one
-        (an opaque picture counts any change as worse)."""
+        ``worse_only``, whether it got worse: the set of facts got a new one."""
         told = self.told_material.get((group.key, receiver))
         if told is None:
-            # After a restart: what the receiver was told before is taken as current.
+            # Told before this picture was kept in the nflog: take the current one as told.
             self.told_material[(group.key, receiver)] = {
                 a.fingerprint: a.material for a in firing if a.material is not None
             }
@@ -321,7 +330,7 @@ class Dispatcher:
                 continue
             if not worse_only:
                 return True
-            if not (isinstance(now_, frozenset) and isinstance(before, frozenset)) or now_ - before:
+            if now_ - before:
                 changed = True
         return changed
 
@@ -388,14 +397,16 @@ class Dispatcher:
                 send = True
             if send and not hold_back:
                 out.append(self._notification(route.receiver, group, firing + tell_resolved, now))
+                material = {
+                    a.fingerprint: a.material for a in firing if a.material is not None
+                }
                 entry = NflogEntry(
-                    firing_fps, frozenset(a.fingerprint for a in tell_resolved), now
+                    firing_fps, frozenset(a.fingerprint for a in tell_resolved), now,
+                    material,
                 )
                 self.nflog[(group.key, route.receiver)] = entry
                 decided.nflog.append((group.key, route.receiver, entry))
-                self.told_material[(group.key, route.receiver)] = {
-                    a.fingerprint: a.material for a in firing if a.material is not None
-                }
+                self.told_material[(group.key, route.receiver)] = dict(material)
                 if news:
                     group.update_gap = min(route.update_interval, route.group_interval)
                 else:  # an update in a row: the next may come only after twice as long

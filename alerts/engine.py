@@ -9,11 +9,36 @@ the notification log and the outbox, written in one transaction per tick.
 Per message the work is O(1) (update one device, re-evaluate its rules); per tick it is the
 number of devices that just went silent, sites that changed and alerts that are active,
 never a pass over every tracked device (see :mod:`alerts.tracker`).
+
+**Time.** Every site is judged on its own clock. Without ``clocks`` (``scenario verify``)
+that is the ``now`` the caller passes. The live role passes a
+:class:`~kordon.streamclock.StreamClocks`: a site that a live stream (``kordon simulate``,
+``replay``, ``demo``) announced is judged on that stream's scenario time — ``for``,
+keep-firing, silence timeouts, depletion windows, silences, group timers, escalation,
+``startsAt``/``endsAt`` — and every other site on ``now``, the wall clock.
+
+A stream's time, as the engine uses it, is what the stream has *evidenced*: the newest
+timestamp of its readings received so far (never beyond the follower's extrapolated clock
+plus a margin), or its announced ``sim`` less ``TRANSIT_MAX`` wall seconds of the stream
+(everything before ``sim`` was handed to the broker, but may still be queued behind other
+connections), so time moves on even when no device of the stream publishes. Unlike the
+extrapolated clock it cannot run ahead of a publisher that stalls or falls behind its speed,
+which would judge every queued device silent; it advances with every message, as the
+verifier's clock does. Readings travel on different connections and arrive out of order,
+so the timers (``for``, keep-firing, silence, groups) run on a *watermark*: that time less
+a transit allowance of ``speed x TRANSIT`` scenario seconds (or 1.5 times the lateness of
+the stream's readings seen lately, at most ``speed x TRANSIT_MAX``), by which every reading
+is taken to have arrived; a device's conditions hold from its reading's own time, so a
+``for`` of 30 s means 30 s of the device's readings, as in the verifier.
+A site whose time base changes is settled quietly (:mod:`alerts.settle`,
+:meth:`Engine.sync`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +59,7 @@ from alerts.inhibit import Inhibitor
 from alerts.outbox import fan_out, targets_of
 from alerts.replace_battery import replace_battery
 from alerts.rules import PRIORITY, RuleBook
+from alerts.settle import settle_notices
 from alerts.silence import Silencer
 from alerts.state import Alert, AlertKey
 from alerts.tracker import DeviceState, DeviceTracker, SiteState
@@ -41,14 +67,23 @@ from kordon.fleet import Fleet, UpsParams
 from kordon.model.alerts import AlertState
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import DecodeLimits, decode_telemetry
-from kordon.model.topics import Channel, TopicError, parse_topic
+from kordon.model.topics import Channel, TopicError, TopicRef, parse_topic
 from kordon.schedule import SiteSchedules
 from kordon.storage.alert_store import AlertStore
+from kordon.streamclock import StreamClocks, Switch
 
 log = logging.getLogger("alerts.engine")
 
 PERSIST_EVERY = 10.0  # seconds between saves of changed annotations of firing alerts
 _LIVE_LIMITS = DecodeLimits(max_future_seconds=300.0)
+# Clock announcements and readings travel on different connections: a stream's devices are
+# judged silent only this many wall seconds (times its speed, in scenario time) later.
+TRANSIT = 0.5
+# ... or more, as far as a stream's readings were seen arriving behind its newest (publishers
+# queue a device's first readings until its connection is up): 1.5 times the largest lateness
+# of the last LATE_WINDOW to 2 x LATE_WINDOW readings, at most TRANSIT_MAX wall seconds.
+LATE_WINDOW = 1000
+TRANSIT_MAX = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +108,7 @@ class Engine:
         fleet: Fleet | None = None,
         limits: DecodeLimits = _LIVE_LIMITS,
         on_transition: Callable[[Transition], None] | None = None,
+        clocks: StreamClocks | None = None,
         schedules: SiteSchedules | None = None,
         battery: BatteryLearning | None = None,
     ) -> None:
@@ -95,17 +131,33 @@ class Engine:
         )
         self.alerts: dict[AlertKey, Alert] = {}
         self.acked: set[tuple[str, float]] = set()
+        # Time bases (see the module docstring): site -> stream whose scenario time it is
+        # judged on; sites once settled -> readings stamped before this are ignored there.
+        self.clocks = clocks
+        self.streamed: dict[str, str] = {}
+        self.cutoff: dict[str, float] = {}
+        self._evidence: dict[str, float] = {}  # stream -> its time, as evidenced (docstring)
+        self._late: dict[str, list[float]] = {}  # stream -> [max now, max before, count]
+        self._speeds: dict[str, float] = {}  # stream -> its speed, as of the last sync
+        self._dirty_at: dict[str, float] = {}  # streamed site -> when its picture changed
+        self._stream_sites: dict[str, set[str]] = {}  # stream -> the sites it holds
+        self._tick_now = now
+        if clocks is not None:
+            self.dispatcher.clock_of = self._group_now
         self.on_transition = on_transition
         self.wake = False  # something changed that a tick should look at soon
         self._dirty_sites: set[str] = set()
         self._changed: list[Alert] = []
         self._data_version = -1
         self._next_persist = now + PERSIST_EVERY
-        self.counters = {"messages": 0, "ignored": 0, "ticks": 0, "notifications": 0}
+        self.counters = {"messages": 0, "ignored": 0, "ticks": 0, "notifications": 0,
+                         "switches": 0}
         self._restore(now)
 
     # ------------------------------------------------------------------ restart
     def _restore(self, now: float) -> None:
+        # Sites once settled (a simulation played them): what came before is not news.
+        self.cutoff.update(self.store.settled_sites())
         for known in self.store.known_devices():
             try:
                 kind = DeviceKind(known.kind)
@@ -130,6 +182,14 @@ class Engine:
             log.info("restored %d firing alerts from the store", len(self.alerts))
             self.wake = True
 
+    def stream_live(self, now: float) -> None:
+        """The subscription is in place: restored alerts wait ``restore_grace`` from now, not
+        from the engine's start, for a slow start must not resolve them on no evidence."""
+        until = now + self.settings.restore_grace
+        for alert in self.alerts.values():
+            if alert.restore_until is not None and alert.restore_until < until:
+                alert.restore_until = until
+
     def _reload(self, force: bool = False) -> None:
         """Pick up silences and acks written by the API (another connection)."""
         version = self.store.data_version()
@@ -146,7 +206,7 @@ class Engine:
 
     # ------------------------------------------------------------------ input
     def handle(self, topic: str, payload: bytes, now: float) -> None:
-        """One MQTT message as the broker delivered it."""
+        """One MQTT message as the broker delivered it (``now``: the wall clock's time)."""
         self.counters["messages"] += 1
         try:
             ref = parse_topic(topic)
@@ -154,7 +214,20 @@ class Engine:
             self.counters["ignored"] += 1
             return
         tracker = self.tracker
-        state = tracker.ensure(ref.site, ref.kind, ref.device, now, self._timeout_of)
+        site = ref.site
+        stream = self.streamed.get(site)
+        limits = self.limits
+        decode_now = now
+        evidence = now
+        if stream is not None:
+            limits, decode_now = self._stream_limits(site)
+            evidence = self._evidence.get(stream, now)
+            now = self._watermark(stream, evidence)
+        cutoff = self.cutoff.get(site)
+        if cutoff is not None and not self._fresh(ref, payload, cutoff, decode_now, limits):
+            self.counters["ignored"] += 1
+            return
+        state = tracker.ensure(site, ref.kind, ref.device, now, self._timeout_of, stream)
         picture_before = state.picture()
         if ref.channel is Channel.STATUS:
             text = payload.strip()
@@ -167,14 +240,25 @@ class Engine:
                 self.counters["ignored"] += 1
                 return
         else:
-            decoded = decode_telemetry(payload, ref.kind, now, self.limits)
-            if not decoded.readings:
+            decoded = decode_telemetry(payload, ref.kind, decode_now, limits)
+            readings = decoded.readings
+            if cutoff is not None:
+                readings = [r for r in readings if r.ts_ns >= cutoff * 1e9]
+            if not readings:
                 self.counters["ignored"] += 1
                 return
-            tracker.seen(state, now)
+            if stream is not None:
+                # A stream's device was last seen at its reading's time; the stream's time
+                # moves on to it (see the module docstring).
+                newest = max(r.ts_ns for r in readings) / 1e9
+                self._lateness(stream, evidence - newest)
+                self._advance(stream, newest)
+                tracker.seen(state, newest)
+                now = newest  # the device's conditions hold from its reading's time
+            else:
+                tracker.seen(state, now)
             state.will_offline = False
             rules = self.rulebook.device(state.kind, state.site, state.device)
-            readings = decoded.readings
             if len(readings) > 1:
                 readings = sorted(readings, key=lambda r: r.ts_ns)
             for reading in readings:
@@ -189,10 +273,187 @@ class Engine:
         self._evaluate_device(state, now)
         if state.picture() != picture_before:
             self._dirty_sites.add(state.site)
+            if stream is not None:  # the site's picture changed at this reading's time
+                self._dirty_at[site] = min(self._dirty_at.get(site, now), now)
             self.wake = True
         elif ("SitePowerOutage", state.site, "") in self.alerts:
             # The incident text follows the site's running figures at the next tick.
             self._dirty_sites.add(state.site)
+
+    def _fresh(
+        self, ref: TopicRef, payload: bytes, cutoff: float, now: float, limits: DecodeLimits
+    ) -> bool:
+        """At a site that changed its time base: does this message tell something new?
+
+        A device the engine forgot at the switch is unknown, not offline, until it publishes
+        ``online`` or a reading stamped after the switch; an ``offline`` status (the
+        simulator's goodbye, a retained last will) or an old reading still in flight is not
+        news."""
+        if self.tracker.get(ref.site, ref.device) is not None:
+            return True
+        if ref.channel is Channel.STATUS:
+            return payload.strip() == b"online"
+        decoded = decode_telemetry(payload, ref.kind, now, limits)
+        return any(r.ts_ns >= cutoff * 1e9 for r in decoded.readings)
+
+    # ------------------------------------------------------------------ time
+    def site_now(self, site: str, now: float) -> float:
+        """The time ``site`` is judged at: its stream's watermark, else ``now``."""
+        stream = self.streamed.get(site)
+        if stream is None:
+            return now
+        return self._watermark(stream, self._evidence.get(stream, now))
+
+    def _watermark(self, stream: str, evidence: float) -> float:
+        """The stream's time up to which every reading is taken to have arrived: its
+        evidenced time less the transit allowance. Timers (``for``, keep-firing, silence,
+        groups) run on it; a condition holds from the time of the reading that set it."""
+        return evidence - self._allowance(stream, self._speeds.get(stream, 1.0))
+
+    def _advance(self, stream: str, when: float) -> float:
+        current = self._evidence.get(stream)
+        if current is None or when > current:
+            self._evidence[stream] = current = when
+        return current
+
+    def _lateness(self, stream: str, late: float) -> None:
+        window = self._late.get(stream)
+        if window is None:
+            window = self._late[stream] = [0.0, 0.0, 0.0]
+        if late > window[0]:
+            window[0] = late
+        window[2] += 1
+        if window[2] >= LATE_WINDOW:
+            window[1], window[0], window[2] = window[0], 0.0, 0.0
+
+    def _allowance(self, stream: str, speed: float) -> float:
+        """Scenario seconds a stream's device is given beyond its silence timeout."""
+        window = self._late.get(stream)
+        seen = 1.5 * max(window[0], window[1]) if window is not None else 0.0
+        return max(TRANSIT * speed, min(seen, TRANSIT_MAX * speed))
+
+    def _stream_limits(self, site: str) -> tuple[DecodeLimits, float]:
+        """Decoding limits at a streamed site and the time "future" is measured from: the
+        follower's extrapolated clock, with a margin of two wall seconds of the stream."""
+        assert self.clocks is not None
+        speed = self.clocks.speed(site)
+        margin = max(self.limits.max_future_seconds, 2.0 * speed)
+        return (
+            dataclasses.replace(self.limits, max_future_seconds=margin),
+            self.clocks.now(site),
+        )
+
+    def _group_now(self, site: str) -> float:
+        return self.site_now(site, self._tick_now)
+
+    def _alert_now(self, alert: Alert) -> float:
+        return self.site_now(alert.key[1], self._tick_now)
+
+    def _silence_now(self, stream: str) -> float:
+        """When a stream's devices are judged silent: its watermark."""
+        if stream not in self._stream_sites:
+            return -float("inf")  # nothing of it is tracked any more
+        return self._watermark(stream, self._evidence.get(stream, -float("inf")))
+
+    def stream_speed(self) -> float:
+        """The fastest stream the engine follows (0 when none): the role ticks that often."""
+        if self.clocks is None or not self._stream_sites:
+            return 0.0
+        return max(
+            (self.clocks.speed(next(iter(sites))) for sites in self._stream_sites.values()
+             if sites),
+            default=0.0,
+        )
+
+    def sync(self, now: float) -> list[Notification]:
+        """Settle every site whose time base changed (``StreamClocks.poll``); returns the
+        resolved notices queued (at most one per site and receiver)."""
+        if self.clocks is None:
+            return []
+        notes: list[Notification] = []
+        for switch in self.clocks.poll():
+            notes.extend(self._settle(switch, now))
+        for stream, sites in self._stream_sites.items():
+            site = next(iter(sites))
+            self._speeds[stream] = self.clocks.speed(site)
+            announced = self.clocks.announced(site)
+            if announced is not None:
+                # What was announced may still be queued behind the readings: it counts only
+                # TRANSIT_MAX wall seconds late (time moves on when no device publishes).
+                self._advance(stream, announced - TRANSIT_MAX * self.clocks.speed(site))
+        return notes
+
+    def _settle(self, switch: Switch, now: float) -> list[Notification]:
+        """See :mod:`alerts.settle`: end the site's alerts quietly, forget its devices."""
+        site = switch.site
+        self.counters["switches"] += 1
+        assert self.clocks is not None
+        old = self.streamed.pop(site, None)
+        last = now if old is None else self._evidence.get(old, switch.at)
+        if old is not None:
+            sites = self._stream_sites.get(old)
+            if sites is not None:
+                sites.discard(site)
+                if not sites:
+                    del self._stream_sites[old]
+                    self._evidence.pop(old, None)
+                    self._late.pop(old, None)
+                    self._speeds.pop(old, None)
+        if switch.after is not None:
+            self.streamed[site] = switch.after
+            self._stream_sites.setdefault(switch.after, set()).add(site)
+            self._speeds[switch.after] = self.clocks.speed(site)
+            announced = self.clocks.announced(site)
+            start = self._advance(switch.after, switch.at if announced is None else announced)
+            self.cutoff[site] = start - TRANSIT * max(self.clocks.speed(site), 1.0)
+            how = f"began to follow the scenario clock of stream {switch.after}"
+        else:
+            self.cutoff[site] = max(switch.at, last)
+            how = f"left the scenario clock of stream {old} (it stopped or went silent)"
+        log.info("site %s %s: settling it (%s)", site, how, _describe_switch(switch))
+        note = (
+            f"Ended without a verdict: site {site} {how}, so its alerts could not be judged "
+            "across the change of clock; its devices count as unknown until they report again."
+        )
+        ended: list[Alert] = []
+        transitions: list[Transition] = []
+        for key, alert in list(self.alerts.items()):
+            if key[1] != site:
+                continue
+            del self.alerts[key]
+            if alert.state is AlertState.PENDING:
+                continue
+            if alert.state is AlertState.FIRING:
+                alert.state = AlertState.RESOLVED
+                alert.condition = False
+                alert.restore_until = None
+                alert.ends_at = max(last, alert.starts_at or last)
+                alert.annotations = {**alert.annotations, "note": note}
+                transitions.append(
+                    Transition(alert.ends_at, AlertState.RESOLVED, alert.fingerprint,
+                               dict(alert.labels), dict(alert.annotations))
+                )
+            ended.append(alert)
+        decided = settle_notices(self.dispatcher, site, ended, switch.at)
+        self.tracker.drop_site(site)
+        self.store.settle_site(site, self.cutoff[site])
+        self._dirty_sites.discard(site)
+        self._dirty_at.pop(site, None)
+        records = [a.record(a.ends_at or last) for a in ended]
+        if records:
+            self.store.save_alerts(records)
+        if decided.to_persist():
+            self.store.record_notifications(
+                fan_out(decided.notifications, self.targets), decided.nflog,
+                decided.escalations, now,
+            )
+        self.counters["notifications"] += len(decided.notifications)
+        if self.on_transition is not None:
+            for transition in transitions:
+                self.on_transition(transition)
+        if decided.notifications:
+            self.wake = True
+        return decided.notifications
 
     # ------------------------------------------------------------------ rules
     def _labels(self, name: str, rule: RuleBase, state: DeviceState) -> dict[str, str]:
@@ -270,7 +531,11 @@ class Engine:
                   lambda: {"alertname": "SitePowerOutage", "site": site.name,
                            "severity": rules.outage.severity}, now)
         outage = self.alerts.get(("SitePowerOutage", site.name, ""))
-        if outage is not None and outage.state is not AlertState.RESOLVED:
+        if outage is not None and outage.state is not AlertState.RESOLVED and all(
+            state.has_data or state.offline for state in site.devices.values()
+        ):
+            # Only a whole picture: after a restart the devices report one by one, and a
+            # half-rebuilt picture compared with what was told would page the same news again.
             outage.material = site_material(site)
         active, notes = site_unreachable(site, rules, now)
 
@@ -321,16 +586,21 @@ class Engine:
 
     # ------------------------------------------------------------------ ticks
     def next_due(self) -> float | None:
-        """The engine time at which :meth:`tick` next has work, without new input."""
+        """The engine time at which :meth:`tick` next has work, without new input.
+
+        Only what runs on the ``now`` the caller passes (the wall clock): sites on a stream's
+        clock are ticked often enough by the role instead (:meth:`stream_speed`)."""
+        streamed = self.streamed
         candidates = [
             self.tracker.next_deadline(),
-            self.dispatcher.next_due(),
+            self.dispatcher.next_due((lambda g: g.site not in streamed) if streamed else None),
             self.silencer.next_change(self._last_tick),
             self.foresight.next_due() if self.foresight is not None else None,
-            self.battery.next_due(),
+            self.battery.next_due((lambda s: s not in streamed) if streamed else None),
         ]
         for alert in self.alerts.values():
-            candidates.append(alert.next_due())
+            if not streamed or alert.key[1] not in streamed:
+                candidates.append(alert.next_due())
         due = [c for c in candidates if c is not None]
         return min(due) if due else None
 
@@ -341,7 +611,9 @@ class Engine:
 
         Returns the notifications queued in the outbox.
         """
+        settled = self.sync(now)
         self._last_tick = now
+        self._tick_now = now
         self.counters["ticks"] += 1
         self.wake = False
         self._sweep(now)
@@ -354,23 +626,35 @@ class Engine:
         if self.on_transition is not None:
             for transition in transitions:
                 self.on_transition(transition)
-        return decided.notifications
+        return settled + decided.notifications if settled else decided.notifications
 
     def _sweep(self, now: float) -> None:
         """Time-based conditions: devices gone silent, sites whose picture changed, and the
         silences and acks the API wrote since the last tick."""
-        for state in self.tracker.sweep(now):
-            self._evaluate_offline(state, now)
+        streamed = self.streamed
+        dirty_at = self._dirty_at
+        for state in self.tracker.sweep(now, self._silence_now if streamed else None):
+            at = now
+            if state.site in streamed:  # silent since its timeout ran out, in stream time
+                at = state.last_seen + state.timeout
+                dirty_at[state.site] = min(dirty_at.get(state.site, at), at)
+            self._evaluate_offline(state, at)
             self._dirty_sites.add(state.site)
-        for site, device in self.battery.sweep(now):
+        for site, device in self.battery.sweep(
+            now, (lambda s: self.site_now(s, now)) if streamed else None
+        ):
             state = self.tracker.get(site, device)
             if state is not None:
                 self._evaluate_device(state, now)
         for name in sorted(self._dirty_sites):
             site = self.tracker.sites.get(name)
             if site is not None:
-                self._evaluate_site(site, now)
+                at = now
+                if name in streamed:
+                    at = min(dirty_at.get(name, math.inf), self.site_now(name, now))
+                self._evaluate_site(site, at)
         self._dirty_sites.clear()
+        dirty_at.clear()
         self._reload()
         if self.foresight is not None and self.foresight.due(now):
             self._foresee(now)
@@ -395,26 +679,29 @@ class Engine:
     def _step(self, now: float) -> list[Transition]:
         """Move every alert through its life cycle, inhibitors first (PRIORITY)."""
         transitions: list[Transition] = []
+        streamed = self.streamed
         for alert in sorted(self.alerts.values(), key=lambda a: (a.priority, a.key)):
-            change = alert.step(now)
+            at = self.site_now(alert.key[1], now) if streamed else now
+            change = alert.step(at)
             if change is None:
                 continue
             if change is AlertState.INACTIVE:
                 del self.alerts[alert.key]
                 continue
             if change is AlertState.FIRING:
-                self.dispatcher.add(alert, now)
+                self.dispatcher.add(alert, at)
             self._changed.append(alert)
+            when = alert.starts_at if change is AlertState.FIRING else alert.ends_at
             transitions.append(
-                Transition(now, change, alert.fingerprint, dict(alert.labels),
-                           dict(alert.annotations))
+                Transition(at if when is None else when, change, alert.fingerprint,
+                           dict(alert.labels), dict(alert.annotations))
             )
         return transitions
 
     def _mute(self, now: float) -> set[str]:
         """Mark silenced and inhibited alerts; returns those a pending inhibitor holds back."""
         live = [a for a in self.alerts.values() if a.state is not AlertState.RESOLVED]
-        self.silencer.apply(live, now)
+        self.silencer.apply(live, now, self._alert_now if self.streamed else None)
         return self.inhibitor.apply(live)
 
     def _release(self, fingerprints: list[str]) -> None:
@@ -446,7 +733,11 @@ class Engine:
             changed.extend(a for a in self._changed if a.state is AlertState.RESOLVED)
         else:
             changed = self._changed
-        records = [a.record(now) for a in {id(a): a for a in changed}.values()]
+        streamed = self.streamed
+        records = [
+            a.record(self.site_now(a.key[1], now) if streamed else now)
+            for a in {id(a): a for a in changed}.values()
+        ]
         self._changed = []
         if records:
             store.save_alerts(records)
@@ -461,6 +752,12 @@ class Engine:
     # ------------------------------------------------------------------ views
     def firing(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is AlertState.FIRING]
+
+
+def _describe_switch(switch: Switch) -> str:
+    before = switch.before or "wall clock"
+    after = switch.after or "wall clock"
+    return f"{before} -> {after}"
 
 
 def _foresight(rulebook: RuleBook, fleet: Fleet | None, schedules: SiteSchedules | None,

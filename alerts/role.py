@@ -1,5 +1,11 @@
 """``kordon run --roles alerts``: the engine fed by MQTT and ticked by the wall clock.
 
+It also follows the stream clocks (``kordon/v1/clock/+``, :mod:`kordon.streamclock`): the
+sites a live stream announced are judged on that stream's scenario time. Ticks come on every
+change a message makes, when the engine's next wall-clock deadline is due, and, while a
+stream plays at speed N, every ``evaluation_interval / N`` wall seconds (at least every
+``MIN_TICK``), so at 600x one evaluation interval of scenario time is still respected.
+
 Subscriptions are plain (not ``$share``) in both MQTT versions, with a clean session of
 the role's own client id: the engine needs *every* device's messages (a shared group would
 split them between engines, each blind to half the fleet) and the *retained* status
@@ -28,14 +34,17 @@ from alerts.outbox import OutboxSender
 from kordon.clock import Clock
 from kordon.config import ConfigError, Settings
 from kordon.fleet import FleetError, load_fleet
-from kordon.model.topics import STATUS_FILTER, TELEMETRY_FILTER
+from kordon.model.topics import CLOCK_FILTER, STATUS_FILTER, TELEMETRY_FILTER, is_clock_topic
 from kordon.mqtt import connect_async, make_client
 from kordon.schedule import ScheduleService
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.battery_store import BatteryStore
 from kordon.storage.telemetry import open_telemetry_store
+from kordon.streamclock import ClockError, StreamClocks
 
 log = logging.getLogger("alerts")
+
+MIN_TICK = 0.005  # wall seconds: the fastest the ticker runs while a stream plays
 
 
 class AlertsRole:
@@ -67,6 +76,8 @@ class AlertsRole:
                 create_database=settings.influx.create_database,
             )
         self._lock = threading.Lock()
+        self.clocks = StreamClocks(wall=clock)
+        self._bad_clocks: set[str] = set()
         # Learned battery models survive restarts (battery.sqlite); health over time goes to
         # the telemetry store with the annotations (measurement battery_health).
         self.battery_store = BatteryStore.in_data_dir(settings.data_dir)
@@ -78,6 +89,7 @@ class AlertsRole:
             clock.now(),
             fleet=fleet,
             on_transition=self._on_transition,
+            clocks=self.clocks,
             battery=battery,
             schedules=self.schedules,
         )
@@ -146,10 +158,15 @@ class AlertsRole:
             return
         self.connected.set()
         self.ha.connected()
-        client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
+        client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1), (CLOCK_FILTER, 1)])
 
     def _on_subscribe(self, *_args: object) -> None:
-        log.info("alerts ready: subscribed to %s and %s", TELEMETRY_FILTER, STATUS_FILTER)
+        with self._lock:
+            self.engine.stream_live(self.clock.now())
+        log.info(
+            "alerts ready: subscribed to %s, %s and %s",
+            TELEMETRY_FILTER, STATUS_FILTER, CLOCK_FILTER,
+        )
 
     def _on_disconnect(self, *_args: object) -> None:
         self.connected.clear()
@@ -157,6 +174,9 @@ class AlertsRole:
 
     def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
         self.ha.message()
+        if is_clock_topic(message.topic):
+            self._on_clock(message)
+            return
         try:
             with self._lock:
                 self.engine.handle(message.topic, message.payload, self.clock.now())
@@ -167,6 +187,24 @@ class AlertsRole:
         if wake:
             self._wake.set()
 
+    def _on_clock(self, message: paho.MQTTMessage) -> None:
+        """A stream clock announcement: follow it, and settle the sites that switched."""
+        try:
+            with self._lock:
+                self.clocks.handle(message.topic, message.payload, bool(message.retain))
+                notes = self.engine.sync(self.clock.now())
+        except ClockError as exc:
+            if message.topic not in self._bad_clocks:
+                self._bad_clocks.add(message.topic)
+                log.warning("ignoring the stream clock on %s: %s", message.topic, exc)
+            return
+        except Exception:
+            log.exception("error handling the stream clock on %s", message.topic)
+            return
+        if notes:
+            self.sender.wakeup.set()
+        self._wake.set()
+
     # ------------------------------------------------------------------ ticker
     def _tick_loop(self) -> None:
         interval = self.config.rules.evaluation_interval
@@ -175,15 +213,19 @@ class AlertsRole:
                 with self._lock:
                     notes = self.engine.tick(self.clock.now())
                     due = self.engine.next_due()
+                    speed = self.engine.stream_speed()
                     queued = self.ha.after_tick(self.clock.now())
                 if notes or queued:
                     self.sender.wakeup.set()
             except Exception:
                 log.exception("alert evaluation failed; retrying")
                 due = None
+                speed = 0.0
             wait = interval
+            if speed > 0:
+                wait = max(interval / max(speed, 1.0), MIN_TICK)
             if due is not None:
-                wait = min(interval, max(due - self.clock.now(), 0.005))
+                wait = min(wait, max(due - self.clock.now(), MIN_TICK))
             self._wake.wait(wait)
             self._wake.clear()
 

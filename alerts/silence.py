@@ -6,7 +6,7 @@ copy and reloads it when SQLite reports a change by another connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from alerts.state import Alert
 from kordon.model.alerts import Silence
@@ -19,9 +19,20 @@ class Silencer:
     def load(self, silences: Iterable[Silence]) -> None:
         self.silences = list(silences)
 
-    def apply(self, alerts: Iterable[Alert], now: float) -> None:
+    def apply(
+        self, alerts: Iterable[Alert], now: float, now_of: Callable[[Alert], float] | None = None
+    ) -> None:
+        """Mark silenced alerts; each is judged at ``now_of(alert)`` (its site's time: a
+        silence of a simulated site is in scenario time), else at ``now``."""
         active = [s for s in self.silences if s.active(now)]
         for alert in alerts:
+            if now_of is not None:
+                at = now_of(alert)
+                if at != now:
+                    alert.silenced_by = [
+                        s.id for s in self.silences if s.active(at) and s.matches(alert.labels)
+                    ]
+                    continue
             alert.silenced_by = [s.id for s in active if s.matches(alert.labels)]
 
     def next_change(self, now: float) -> float | None:

@@ -11,7 +11,7 @@ re-pages nor silently drops an incident.
 from __future__ import annotations
 
 from alerts.notify.payload import NotifiedAlert
-from kordon.model.alerts import AlertRecord, AlertState, fingerprint
+from kordon.model.alerts import AlertRecord, AlertState, Facts, fingerprint
 
 AlertKey = tuple[str, str, str]  # (alertname, site, device or "")
 
@@ -68,7 +68,7 @@ class Alert:
         self.persisted = False
         # What an update of this alert's group is sent for when it changes (the site
         # incident, alerts.incident); None for alerts whose text only rides along.
-        self.material: object = None
+        self.material: Facts | None = None  # the incident's picture (alerts.incident)
         # The words for after: what happened, set while the condition is false, shown once
         # the alert resolves (so a resolved notice never repeats the last estimate).
         self.ended_notes: dict[str, str] | None = None
@@ -96,14 +96,24 @@ class Alert:
             self.restore_until = None  # fresh data decided: no more benefit of the doubt
 
     def step(self, now: float) -> AlertState | None:
-        """Advance on the clock; returns the new state when it changed (INACTIVE = drop)."""
+        """Advance on the clock; returns the new state when it changed (INACTIVE = drop).
+
+        Times are those of the evidence: ``startsAt`` is when ``for`` ran out and ``endsAt``
+        when keep-firing did, even if the step comes later (a stream's alerts are stepped on
+        its watermark, and may learn only then that a condition held long enough before it
+        cleared)."""
         if self.state is AlertState.PENDING:
             if not self.condition:
+                cleared = self.cleared_at
+                if cleared is not None and cleared - self.active_at > self.for_:
+                    self.state = AlertState.FIRING  # it held long enough before it cleared
+                    self.starts_at = self.active_at + self.for_
+                    return self.state
                 self.state = AlertState.INACTIVE
                 return self.state
             if now - self.active_at >= self.for_:
                 self.state = AlertState.FIRING
-                self.starts_at = now
+                self.starts_at = min(now, self.active_at + self.for_)
                 return self.state
             return None
         if self.state is AlertState.FIRING and not self.condition:
@@ -113,6 +123,9 @@ class Alert:
             if self.restore_until is not None or now - cleared >= self.keep_firing_for:
                 self.state = AlertState.RESOLVED
                 self.ends_at = now
+                if self.restore_until is None and self.cleared_at is not None:
+                    self.ends_at = max(min(now, cleared + self.keep_firing_for),
+                                       self.starts_at or now)
                 if self.ended_notes:
                     self.annotations = self.ended_notes
                 return self.state

@@ -8,6 +8,12 @@ Silence detection must not cost a pass over 100,000 devices per tick. Devices wi
 silence timeout sit in one ``OrderedDict`` ordered by last receipt (moved to the end on each
 reading, O(1)), so a sweep only looks at the front of each and stops at the first device
 that is still fresh: the cost is the number of devices that just went silent.
+
+A device's ``last_seen`` is in its site's time (the wall clock, or the scenario clock of the
+stream that plays the site: :mod:`kordon.streamclock`), so the buckets are also split by that
+time base (``clock``: the stream id, None for the wall clock) and each is swept on its own
+time. A site that changes its time base is dropped (:meth:`DeviceTracker.drop_site`) and its
+devices come back, on the new base, when they publish again.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class DeviceState:
         "battery_since",
         "charge",
         "charging",
+        "clock",
         "dark_at",
         "dark_end",
         "device",
@@ -63,6 +70,7 @@ class DeviceState:
         self.kind = kind
         self.device = device
         self.fed_by = fed_by  # fleet topology; None when the device is not in the fleet file
+        self.clock: str | None = None  # the stream whose time the site follows (None: wall)
         self.interval: float | None = None
         self.timeout = 0.0
         self.last_seen = 0.0
@@ -177,7 +185,9 @@ class DeviceTracker:
         self.fleet = fleet
         self.devices: dict[tuple[str, str], DeviceState] = {}
         self.sites: dict[str, SiteState] = {}
-        self._buckets: dict[float, OrderedDict[tuple[str, str], DeviceState]] = {}
+        self._buckets: dict[
+            tuple[float, str | None], OrderedDict[tuple[str, str], DeviceState]
+        ] = {}
         self.new_devices: list[DeviceState] = []  # to remember in the store
 
     def get(self, site: str, device: str) -> DeviceState | None:
@@ -190,6 +200,7 @@ class DeviceTracker:
         device: str,
         now: float,
         timeout_of: Callable[[DeviceState], float],
+        clock: str | None = None,
     ) -> DeviceState:
         key = (site, device)
         state = self.devices.get(key)
@@ -210,17 +221,20 @@ class DeviceTracker:
         state = DeviceState(site, kind, device, fed_by)
         state.interval = interval
         state.timeout = timeout_of(state)
+        state.clock = clock
         state.last_seen = now
         self.devices[key] = state
         site_state.devices[device] = state
-        self._bucket(state.timeout)[key] = state
+        self._bucket(state.timeout, clock)[key] = state
         self.new_devices.append(state)
         return state
 
-    def _bucket(self, timeout: float) -> OrderedDict[tuple[str, str], DeviceState]:
-        bucket = self._buckets.get(timeout)
+    def _bucket(
+        self, timeout: float, clock: str | None
+    ) -> OrderedDict[tuple[str, str], DeviceState]:
+        bucket = self._buckets.get((timeout, clock))
         if bucket is None:
-            bucket = self._buckets[timeout] = OrderedDict()
+            bucket = self._buckets[(timeout, clock)] = OrderedDict()
         return bucket
 
     def seen(self, state: DeviceState, now: float) -> bool:
@@ -228,7 +242,7 @@ class DeviceTracker:
         was_silent = state.silent
         state.last_seen = now
         state.silent = False
-        bucket = self._bucket(state.timeout)
+        bucket = self._bucket(state.timeout, state.clock)
         key = (state.site, state.device)
         if key in bucket:
             bucket.move_to_end(key)
@@ -236,28 +250,54 @@ class DeviceTracker:
             bucket[key] = state
         return was_silent
 
-    def sweep(self, now: float) -> list[DeviceState]:
-        """Devices whose silence just exceeded their timeout (marked silent, taken out)."""
+    def sweep(
+        self, now: float, now_of: Callable[[str], float] | None = None
+    ) -> list[DeviceState]:
+        """Devices whose silence just exceeded their timeout (marked silent, taken out).
+
+        ``now`` is the wall clock's time; ``now_of(stream)`` the time at which a stream's
+        devices are judged (its scenario time less the transit allowance)."""
         gone: list[DeviceState] = []
-        for timeout, bucket in self._buckets.items():
+        for (timeout, clock), bucket in self._buckets.items():
+            if not bucket:
+                continue
+            at = now if clock is None or now_of is None else now_of(clock)
             while bucket:
                 key, state = next(iter(bucket.items()))
-                if state.last_seen + timeout > now:
+                if state.last_seen + timeout > at:
                     break
                 del bucket[key]
                 state.silent = True
                 gone.append(state)
         return gone
 
-    def next_deadline(self) -> float | None:
+    def next_deadline(self, clock: str | None = None) -> float | None:
+        """The earliest silence deadline of the devices on time base ``clock``."""
         deadline = None
-        for timeout, bucket in self._buckets.items():
-            if bucket:
+        for (timeout, base), bucket in self._buckets.items():
+            if bucket and base == clock:
                 state = next(iter(bucket.values()))
                 due = state.last_seen + timeout
                 if deadline is None or due < deadline:
                     deadline = due
         return deadline
+
+    def drop_site(self, site: str) -> list[DeviceState]:
+        """Forget a site and its devices (its time base changed); returns what was dropped."""
+        found = self.sites.pop(site, None)
+        if found is None:
+            return []
+        dropped = list(found.devices.values())
+        for state in dropped:
+            key = (site, state.device)
+            self.devices.pop(key, None)
+            bucket = self._buckets.get((state.timeout, state.clock))
+            if bucket is not None:
+                bucket.pop(key, None)
+        if dropped:
+            gone = set(map(id, dropped))
+            self.new_devices = [s for s in self.new_devices if id(s) not in gone]
+        return dropped
 
     def feed_down(self, state: DeviceState) -> str | None:
         """Why ``state``'s power is gone, if it is; ``None`` when power looks fine.

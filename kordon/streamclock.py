@@ -314,6 +314,22 @@ class StreamClocks:
     def simulated(self, site: str) -> bool:
         return self.source(site) is not None
 
+    def announced(self, site: str) -> float | None:
+        """The scenario time the stream that holds ``site`` last announced (everything before
+        it was published), without extrapolation; None on the wall clock."""
+        with self._lock:
+            mono = self.monotonic()
+            owner = self._owner(site, mono) if site in self._sites else None
+            return None if owner is None else owner.last.sim
+
+    def speed(self, site: str) -> float:
+        """How fast ``site``'s time runs per wall second: 1.0 on the wall clock, the owning
+        stream's announced speed otherwise (0: held)."""
+        with self._lock:
+            mono = self.monotonic()
+            owner = self._owner(site, mono) if site in self._sites else None
+            return 1.0 if owner is None else owner.last.speed
+
     def poll(self) -> list[Switch]:
         """Every site whose time base changed since the last poll (each change reported once)."""
         wall, mono = self.wall.now(), self.monotonic()

@@ -17,6 +17,12 @@ It re-announces every ``every`` wall seconds (also while the pacer waits, throug
 connections' idle hook), at once when a new site appears or the speed changes, and in
 ``--fast`` mode (speed announced as 0: nothing to extrapolate) also every ``fast_step``
 scenario seconds.
+
+A loop that cannot keep its speed (the broker or the machine too slow) must not let followers
+run ahead of what it has published: they would judge devices silent that are merely queued.
+While it is behind schedule the announcer therefore announces the pace it actually keeps
+(scenario seconds published per wall second over the last ``PACE_WINDOW`` seconds) instead of
+the asked speed, and the asked speed again once it is back on schedule.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 import re
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from kordon.model.topics import NAME_PATTERN
@@ -35,6 +42,8 @@ from simulators.mqtt import FleetConnections
 log = logging.getLogger("kordon.simulators.clock")
 
 FAST_STEP = 10.0  # scenario seconds between announcements when running flat out
+PACE_WINDOW = 3.0  # wall seconds over which a loop behind schedule measures its pace
+BEHIND = 0.25  # wall seconds behind schedule from which the measured pace is announced
 
 
 def stream_id(kind: str) -> str:
@@ -82,6 +91,8 @@ class ClockAnnouncer:
         self._last_mono = -float("inf")
         self._last_sim = -float("inf")
         self._stopped = False
+        self._schedule = (self._anchor_mono, sim_start)  # (mono, sim) the pace counts from
+        self._samples: deque[tuple[float, float]] = deque([(self._anchor_mono, sim_start)])
         self.topic = self._announcement(sim_start).topic
 
     @classmethod
@@ -110,6 +121,10 @@ class ClockAnnouncer:
         now = self.monotonic()
         self._sim = max(self._sim, sim_time)
         self._anchor_mono = now
+        samples = self._samples
+        samples.append((now, self._sim))
+        while len(samples) > 2 and now - samples[1][0] >= PACE_WINDOW:
+            samples.popleft()
         changed = False
         if topic is not None:
             site = site_of(topic)
@@ -130,14 +145,36 @@ class ClockAnnouncer:
             return
         sim = self._sim
         if waiting and self.speed:
-            sim += (now - self._anchor_mono) * self.speed
+            # On schedule, everything up to the schedule's position has been published; not
+            # beyond it (the loop may have spent a while publishing since the last event).
+            mono0, sim0 = self._schedule
+            sim = max(sim, min(sim + (now - self._anchor_mono) * self.speed,
+                               sim0 + (now - mono0) * self.speed))
         self._announce(sim)
 
     def set_speed(self, speed: float | None) -> None:
         if speed != self.speed:
             self.speed = speed
             self._anchor_mono = self.monotonic()
+            self._schedule = (self._anchor_mono, self._sim)
+            self._samples = deque([(self._anchor_mono, self._sim)])
             self._announce(self._sim)
+
+    def pace(self) -> float | None:
+        """The speed to announce: the asked one on schedule, the measured one behind it."""
+        speed = self.speed
+        if not speed:
+            return speed
+        now = self.monotonic()
+        mono0, sim0 = self._schedule
+        behind = (mono0 + (self._sim - sim0) / speed) < now - BEHIND
+        if not behind:
+            return speed
+        (first_mono, first_sim), (last_mono, last_sim) = self._samples[0], self._samples[-1]
+        if last_mono - first_mono < 0.5:
+            return speed
+        measured = (last_sim - first_sim) / (last_mono - first_mono)
+        return min(speed, max(measured, 0.001))
 
     def stop(self) -> None:
         """Say ``stopped``, clear the retained clock and close the connection cleanly."""
@@ -162,7 +199,7 @@ class ClockAnnouncer:
             self.stream,
             self.sites,
             sim,
-            self.speed,
+            self.pace(),
             every=self.every,
             wall=self.wall(),
             state="stopped" if state == STOPPED else "running",

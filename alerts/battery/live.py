@@ -244,18 +244,24 @@ class BatteryLearning:
         runtime = rated.runtime_s * (rated.reference_load / load) ** rated.exponent
         unit.used += (r.time - prev.time) / runtime
 
-    def sweep(self, now: float) -> list[tuple[str, str]]:
+    def sweep(
+        self, now: float, now_of: Callable[[str], float] | None = None
+    ) -> list[tuple[str, str]]:
         """Close discharges whose UPS has been silent past ``max_gap`` (it went dark);
-        returns the units whose model may have changed."""
+        returns the units whose model may have changed. ``now_of(site)``: the time of a
+        site on its own clock (a simulated stream's), else ``now``."""
         closed = []
         for unit in list(self._open.values()):
-            if unit.last_time is not None and now - unit.last_time > self.max_gap:
+            at = now if now_of is None else now_of(unit.site)
+            if unit.last_time is not None and at - unit.last_time > self.max_gap:
                 self._finish(unit, "dark")
                 closed.append((unit.site, unit.device))
         return closed
 
-    def next_due(self) -> float | None:
-        due = [u.last_time + self.max_gap for u in self._open.values() if u.last_time is not None]
+    def next_due(self, include: Callable[[str], bool] | None = None) -> float | None:
+        """The earliest gap deadline of the open discharges (of the sites ``include`` takes)."""
+        due = [u.last_time + self.max_gap for u in self._open.values()
+               if u.last_time is not None and (include is None or include(u.site))]
         return min(due) + 1e-3 if due else None
 
     # ------------------------------------------------------------------ a discharge ended

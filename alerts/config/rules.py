@@ -222,7 +222,10 @@ class RulesSettings(_Section):
         1.0, gt=0, description="longest time between evaluations (they also run on change)"
     )
     restore_grace: Duration = Field(
-        120.0, ge=0, description="after a restart, how long a restored alert waits for data"
+        120.0,
+        ge=0,
+        description="after a restart, how long a restored alert waits for data, counted from "
+        "the MQTT subscription",
     )
     write_influx: bool = Field(True, description="alert transitions to InfluxDB 'alerts'")
     influx_buffer: int = Field(10_000, ge=0, description="events kept while InfluxDB is down")

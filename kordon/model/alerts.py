@@ -35,6 +35,9 @@ ALERT_NAMES = (
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not set" for endsAt
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
+# An incident's picture as a set of facts, e.g. ("battery", "ups-1"): see alerts.incident.
+Facts = frozenset[tuple[str, ...]]
+
 
 class AlertState(StrEnum):
     INACTIVE = "inactive"

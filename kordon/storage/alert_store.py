@@ -13,8 +13,9 @@ Schema (version 1)::
     silences(id PK, matchers JSON, starts_at, ends_at, created_by, comment, created_at)
     acks(fingerprint, starts_at, author, comment, at)    PK (fingerprint, starts_at):
                                              an ack belongs to one firing instance
-    nflog(group_key, receiver, firing JSON, resolved JSON, sent_at)   what each receiver was
-                                             last told about each group (no duplicate pages)
+    nflog(group_key, receiver, firing JSON, resolved JSON, sent_at, material JSON)
+                                             what each receiver was last told about each
+                                             group (no duplicate pages; the incident picture)
     escalations(fingerprint, starts_at, receiver, at)    instances already escalated
     outbox(id, receiver, idempotency_key UNIQUE, payload JSON, created_at, next_attempt_at,
            attempts, last_error, delivered_at, given_up_at)   durable notifications
@@ -31,11 +32,11 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kordon.model.alerts import Ack, AlertRecord, AlertState, Matcher, Silence
+from kordon.model.alerts import Ack, AlertRecord, AlertState, Facts, Matcher, Silence
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS nflog (
     firing TEXT NOT NULL,
     resolved TEXT NOT NULL,
     sent_at REAL NOT NULL,
+    material TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (group_key, receiver)
 );
 CREATE TABLE IF NOT EXISTS escalations (
@@ -112,6 +114,19 @@ class NflogEntry:
     firing: frozenset[str]
     resolved: frozenset[str]
     sent_at: float
+    # fingerprint -> the incident picture (set of facts) the receiver was told; durable so
+    # that a restarted engine compares a half-rebuilt picture with what was really told.
+    material: dict[str, Facts] = field(default_factory=dict)
+
+
+def _material_json(material: dict[str, Facts]) -> str:
+    return json.dumps({fp: sorted(list(fact) for fact in facts)
+                       for fp, facts in sorted(material.items())})
+
+
+def _material_of(text: str) -> dict[str, Facts]:
+    return {fp: frozenset(tuple(fact) for fact in facts)
+            for fp, facts in json.loads(text).items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +171,7 @@ class AlertStore:
             # power loss may lose the last few, which the outbox tolerates (at-least-once).
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+            self._add_missing_columns()
             with self.transaction() as db:
                 row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 if row is None:
@@ -169,6 +185,12 @@ class AlertStore:
                     )
         except sqlite3.DatabaseError as exc:
             raise AlertStoreError(f"cannot open alert store {self.path}: {exc}") from None
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after schema 1 shipped, added to older files in place."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(nflog)")}
+        if "material" not in columns:
+            self._db.execute("ALTER TABLE nflog ADD COLUMN material TEXT NOT NULL DEFAULT '{}'")
 
     @classmethod
     def in_data_dir(cls, data_dir: str | Path) -> AlertStore:
@@ -386,9 +408,12 @@ class AlertStore:
     def nflog(self) -> dict[tuple[str, str], NflogEntry]:
         return {
             (row[0], row[1]): NflogEntry(
-                frozenset(json.loads(row[2])), frozenset(json.loads(row[3])), row[4]
+                frozenset(json.loads(row[2])), frozenset(json.loads(row[3])), row[4],
+                _material_of(row[5]),
             )
-            for row in self._query("SELECT * FROM nflog")
+            for row in self._query(
+                "SELECT group_key, receiver, firing, resolved, sent_at, material FROM nflog"
+            )
         }
 
     def escalations(self) -> set[tuple[str, float]]:
@@ -416,10 +441,11 @@ class AlertStore:
                 [(r, key, json.dumps(p), now, now) for r, key, p in notifications],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO nflog VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO nflog (group_key, receiver, firing, resolved, sent_at, "
+                "material) VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (key, receiver, json.dumps(sorted(e.firing)), json.dumps(sorted(e.resolved)),
-                     e.sent_at)
+                     e.sent_at, _material_json(e.material))
                     for key, receiver, e in nflog
                 ],
             )
@@ -502,6 +528,25 @@ class AlertStore:
                 "SET kind = excluded.kind, interval = COALESCE(excluded.interval, interval)",
                 [(site, device, kind, interval, now) for site, device, kind, interval in devices],
             )
+
+    def settle_site(self, site: str, cutoff: float) -> None:
+        """A site changed its clock (alert engine): forget its devices, and remember that
+        statuses and readings from before ``cutoff`` are not news there (a restart must not
+        page a finished simulation's retained ``offline`` statuses)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM devices WHERE site = ?", (site,))
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value",
+                (f"settled/{site}", repr(float(cutoff))),
+            )
+
+    def settled_sites(self) -> dict[str, float]:
+        """Site -> cutoff of every site :meth:`settle_site` was told about."""
+        return {
+            key.removeprefix("settled/"): float(value)
+            for key, value in self._query("SELECT key, value FROM meta WHERE key LIKE 'settled/%'")
+        }
 
     def known_devices(self) -> list[KnownDevice]:
         return [KnownDevice(*row) for row in self._query(

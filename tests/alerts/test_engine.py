@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from alerts.config import RulesSettings
+from alerts.config import NotifySettings, RulesSettings
 from alerts.depletion import DischargeHistory, time_to_empty
+from alerts.engine import Engine
 from alerts.verify import check
 from kordon.app.verify import replay_scenario
-from kordon.model.alerts import AlertState, Matcher, fingerprint
+from kordon.model.alerts import AlertRecord, AlertState, Matcher, fingerprint
 from kordon.storage.alert_store import AlertStore
 
 
@@ -95,3 +96,22 @@ def test_store_two_connections_ack_silence(tmp_path: Path) -> None:
     assert [s.comment for s in engine_side.silences(active_at=5)] == ["maintenance"]
     engine_side.close()
     api_side.close()
+
+
+def test_restored_alerts_wait_for_data_from_the_subscription_not_the_start(
+    tmp_path: Path,
+) -> None:
+    """A slow start (a busy host, a broker still restarting) must not resolve a restored
+    incident on no evidence: the grace counts from when data can flow."""
+    store = AlertStore(tmp_path / "alerts.sqlite")
+    labels = {"alertname": "SitePowerOutage", "site": "solotvyno", "severity": "critical"}
+    store.save_alerts([AlertRecord(fingerprint(labels), labels, {}, AlertState.FIRING,
+                                   100.0, 100.0, None, 100.0)])
+    rules = RulesSettings(restore_grace=4.0)
+    engine = Engine(rules, NotifySettings(webhook_url="http://127.0.0.1:9/"), store, 200.0)
+    [alert] = engine.alerts.values()
+    engine.stream_live(210.0)  # subscribed ten seconds after the start
+    engine.tick(213.0)
+    assert alert.state is AlertState.FIRING
+    engine.tick(214.5)
+    assert alert.state is AlertState.RESOLVED

@@ -286,8 +286,17 @@ def test_power_cut_through_the_real_pipeline(
         def seen(name: str, state: str) -> bool:
             return (name, "ups-main", state) in hook.alerts("/oncall")
 
-        for name in ("MainsPowerLost", "BatteryDepletionImminent", "BatteryLow"):
+        for name in ("MainsPowerLost", "BatteryDepletionImminent"):
             wait_until(lambda n=name: seen(n, "firing"), 30, what=f"{name} firing")
+
+        def battery_low_fired() -> bool:
+            # NUT's LB fires BatteryLow; its page is folded into the depletion page already
+            # sent for this UPS (a built-in inhibition), so it shows in the alert events.
+            return bool(influxdb.query(
+                """SELECT "summary" FROM alerts WHERE alertname = 'BatteryLow'
+                AND device = 'ups-main' AND "state" = 'firing'""", database))
+
+        wait_until(battery_low_fired, 30, what="BatteryLow firing")
         wait_until(lambda: seen("MainsPowerLost", "resolved"), 20, what="mains back")
 
         def stored() -> list[dict]:

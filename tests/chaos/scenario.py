@@ -300,6 +300,7 @@ def _check_notifications(
 ) -> None:
     keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     sends: dict[tuple[str, str, str], int] = defaultdict(int)
+    texts: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     with hook._lock:
         requests = list(hook.requests)
     report.notifications = len(requests)
@@ -314,9 +315,11 @@ def _check_notifications(
             )
             keys[ident].add(key)
             sends[ident] += 1
+            texts[ident].append(f"{alert.get('startsAt')} {alert.get('endsAt')} "
+                                + alert.get("annotations", {}).get("summary", ""))
     for ident, seen in keys.items():
         if len(seen) > 1:
-            report.repeats_new_key.append("/".join(ident))
+            report.repeats_new_key.append("/".join(ident) + " " + repr(texts[ident]))
         report.repeats_same_key += sends[ident] - 1 if len(seen) == 1 else 0
     for name, key in expected:
         for status in ("firing", "resolved"):
