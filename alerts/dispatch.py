@@ -9,14 +9,16 @@ unacknowledged alert still fires.
 
 Kordon's one departure, for power incidents (docs/alerts.md, "Timing"): what on-call must
 act on is not held for the next ``group_interval``. A firing alert more severe than anything
-the receiver was told about its group, or any new critical alert, and a critical alert the
-receiver was told about resolving, are sent ``urgent_wait`` after they happen (alerts that
-happen together still go together). A group whose alerts carry a ``material`` picture (the
-site incident) is sent again as an *update* when that picture gets worse, ``update_interval``
-after the first change it carries and never sooner than a gap after the group's previous
-notification that starts at ``update_interval`` and doubles with each update in a row, up to
-``group_interval``; good news rides with the next regular notification. Everything else
-keeps Alertmanager's timers, and nothing is sent twice: the log says what each receiver knows.
+the receiver was told about its group, or any new critical alert, is sent ``urgent_wait``
+after it fires (alerts that fire together still go together); the end of an incident (the
+incident alert, or the last critical alert the receiver knows of, resolving) is sent
+``resolve_wait`` after it, so every device's return is in the same notice. A group whose
+alerts carry a ``material`` picture (the site incident) is sent again as an *update* when
+that picture gets worse, ``update_interval`` after the first change it carries and never
+sooner than a gap after the group's previous notification that starts at ``update_interval``
+and doubles with each update in a row, up to ``group_interval``; good news rides with the
+next regular notification. Everything else keeps Alertmanager's timers, and nothing is sent
+twice: the log says what each receiver knows.
 
 The notification log (persisted) records what each receiver was last told per group: after
 a restart the same firing set is not paged again. Escalation: a critical alert nobody
@@ -51,6 +53,7 @@ class Route:
     escalate_after: float
     continue_: bool
     urgent_wait: float = 5.0
+    resolve_wait: float = 10.0
     update_interval: float = 20.0
     children: list[Route] = field(default_factory=list)
 
@@ -103,6 +106,7 @@ def _route(
         escalate_after=pick("escalate_after"),
         continue_=conf.continue_,
         urgent_wait=pick("urgent_wait"),
+        resolve_wait=pick("resolve_wait"),
         update_interval=pick("update_interval"),
     )
     route.children = [
@@ -268,11 +272,19 @@ class Dispatcher:
                         default=1)
         urgent = any(
             a.fingerprint not in told and (_rank(a) >= 2 or _rank(a) > told_rank) for a in firing
-        ) or any(
-            a.state is AlertState.RESOLVED and a.fingerprint in told and _rank(a) >= 2
-            for a in group.alerts.values()
         )
         when: float | None = now + route.urgent_wait if urgent else None
+        # The end of an incident is urgent too: the incident alert itself (it carries a
+        # picture) or the last critical alert the receiver knows of resolving. A depletion
+        # estimate that recovered while the site is still dark is good news that waits.
+        ended = [a for a in group.alerts.values() if a.state is AlertState.RESOLVED
+                 and a.fingerprint in told and _rank(a) >= 2]
+        if ended and (
+            any(a.material is not None for a in ended)
+            or not any(a.fingerprint in told and _rank(a) >= 2 for a in firing)
+        ):
+            done = now + route.resolve_wait
+            when = done if when is None else min(when, done)
         if previous is not None and self._material_changed(
             group, route.receiver, firing, worse_only=True
         ):

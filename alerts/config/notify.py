@@ -90,6 +90,10 @@ class RouteSettings(_Section):
         None, description="a more severe or new critical alert, or a critical resolution, "
         "is sent this long after it happens instead of at the next group_interval",
     )
+    resolve_wait: Duration | None = Field(
+        None, description="the end of an incident (the incident alert or the last critical "
+        "alert resolving) is sent this long after it instead of at the next group_interval",
+    )
     update_interval: Duration | None = Field(
         None, description="least time between incident updates (doubles with each in a row)"
     )
@@ -129,6 +133,7 @@ ROOT_DEFAULTS: dict[str, Any] = {
     "repeat_interval": 4 * 3600.0,
     "escalate_after": 900.0,
     "urgent_wait": 5.0,
+    "resolve_wait": 10.0,
     "update_interval": 20.0,
 }
 

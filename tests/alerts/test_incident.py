@@ -125,7 +125,7 @@ def test_alertmanager_timers_kept_for_warnings_and_critical_news_goes_at_once() 
     critical.set_condition(False, 500.0)
     critical.step(500.0)
     sends = _sends(dispatcher, 500.0, 600.0)
-    assert sends == [(505.0, ["BatteryDepletionImminent:resolved", "MainsPowerLost:firing",
+    assert sends == [(510.0, ["BatteryDepletionImminent:resolved", "MainsPowerLost:firing",
                               "MainsPowerLost:firing"])]
     assert _sends(dispatcher, 600.0, 4000.0) == []  # nothing changed: nothing is sent again
 
