@@ -35,12 +35,15 @@ M = 60
 # Windows (seconds from the start) of each scenario's recording played at 60x: its incidents.
 WINDOWS: dict[str, tuple[float, float]] = {
     "aged-battery": (115 * M, 135 * M),
+    "battery-wear": (175 * M, 195 * M),
     "device-crash": (18 * M, 53 * M),
     "malformed-firmware": (5 * M, 35 * M),
     "normal-day": (480 * M, 510 * M),
     "radio-backhaul-loss": (85 * M, 120 * M),
     "repeat-outage-recharging": (25 * M, 60 * M),
     "rolling-outages": (235 * M, 265 * M),
+    "scheduled-cuts-emergency": (1250 * M, 1280 * M),
+    "scheduled-cuts-hourly": (230 * M, 260 * M),
     "single-site-blackout": (55 * M, 105 * M),
     "strike-multi-site": (38 * M, 58 * M),
 }

@@ -202,9 +202,18 @@ def test_sigkill_mid_incident_no_duplicate_page_and_resolution_delivered(
     finally:
         devices.stop()
         engine.stop()
-    firing = [a for a in hook.alerts() if a[0] == "MainsPowerLost" and a[2] == "firing"]
-    assert sorted(firing) == [("MainsPowerLost", "ups-1", "firing"),
-                              ("MainsPowerLost", "ups-2", "firing")], "no duplicate page"
+    # A page the receiver took but the engine had not yet marked delivered when it was
+    # killed is sent again with the same Idempotency-Key (at-least-once, by design): only a
+    # page under a new key is a duplicate.
+    firing = sorted({
+        (request.headers.get("Idempotency-Key"), alert["labels"]["device"])
+        for request in list(hook.requests)
+        for alert in request.body["alerts"]
+        if alert["labels"]["alertname"] == "MainsPowerLost" and alert["status"] == "firing"
+    })
+    assert sorted(device for _, device in firing) == ["ups-1", "ups-2"], (
+        f"no duplicate page: {firing}"
+    )
 
 
 def test_page_arrives_after_receiver_comes_back(

@@ -172,6 +172,26 @@ def test_demo_shows_live_data_and_an_alert_then_stops_cleanly(tmp_path: Path) ->
 
         alerts = scenario.until(firing, cut + outage, "an alert during the blackout")
         assert {alert["site"] for alert in alerts} & {site["site"] for site in on_battery}
+
+        # Issue 13: the engine judges the site on scenario time, so the incident starts
+        # within two scenario minutes of the cut (SitePowerOutage's `for` is 30 s) ...
+        def alert_of(name: str, **labels: str) -> dict | None:
+            return next((a for a in firing() if a["alertname"] == name
+                         and a["state"] == "firing" and all(
+                a["labels"].get(k) == v for k, v in labels.items())), None)
+
+        outage_alert = scenario.until(lambda: alert_of("SitePowerOutage", site=SITE),
+                                      cut + 10 * 60, f"SitePowerOutage for {SITE}")
+        assert outage_alert["starts_at"] is not None
+        assert 0 <= _epoch(outage_alert["starts_at"]) - cut <= 120, outage_alert
+        # ... and the scanner UPS's depletion page comes while it still has charge: the
+        # charge in the first text seen is at most one poll (a scenario minute) later than
+        # the page's, and charge only falls while the grid is down.
+        depletion = scenario.until(
+            lambda: alert_of("BatteryDepletionImminent", site=SITE, device="ups-scan-1"),
+            cut + 40 * 60, "BatteryDepletionImminent for ups-scan-1")
+        charge = re.search(r"\((\d+)% charge", depletion["annotations"].get("summary", ""))
+        assert charge and int(charge.group(1)) > 20, depletion["annotations"]
         children = psutil.Process(process.pid).children(recursive=True)
     except (AssertionError, TimeoutError) as exc:
         lines = output.read_text(errors="replace").splitlines()
