@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -651,7 +650,10 @@ class Engine:
             if site is not None:
                 at = now
                 if name in streamed:
-                    at = min(dirty_at.get(name, math.inf), self.site_now(name, now))
+                    # The picture changed at the reading that changed it; the watermark lags
+                    # the readings by the transit allowance (minutes at speed), so stamping
+                    # the change with it would start an incident before its cut.
+                    at = dirty_at.get(name, self.site_now(name, now))
                 self._evaluate_site(site, at)
         self._dirty_sites.clear()
         dirty_at.clear()
