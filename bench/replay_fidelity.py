@@ -34,7 +34,7 @@ from tests.harness.servers import InfluxServer
 M = 60
 # Windows (seconds from the start) of each scenario's recording played at 60x: its incidents.
 WINDOWS: dict[str, tuple[float, float]] = {
-    "aged-battery": (115 * M, 135 * M),
+    "aged-battery": (235 * M, 265 * M),
     "battery-wear": (175 * M, 195 * M),
     "device-crash": (18 * M, 53 * M),
     "malformed-firmware": (5 * M, 35 * M),
