@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.chaos.scenario import check_stored
 from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
 from tests.harness.collector import collector_process
 from tests.harness.mqtt import StreamPublisher, clear_session
@@ -199,16 +200,6 @@ def _check(
     acked: set[tuple[str, int]],
     report: PairedReport,
 ) -> None:
-    def rows() -> list[tuple[str, int]]:
-        return [
-            (row["device"], row["seq"])
-            for row in influx.query(f"SELECT seq, device FROM ups WHERE site='{site}'", database)
-        ]
-
-    with contextlib.suppress(TimeoutError):
-        wait_until(lambda: acked <= set(rows()), 90, interval=0.5, what="every acked reading")
-    points = rows()
-    report.acked = len(acked)
-    report.stored = len(points)
-    report.missing = len(acked - set(points))
-    report.duplicates = len(points) - len(set(points))
+    found = check_stored(influx, database, site, acked, interval=0.5)
+    report.acked, report.stored = found.acked, found.stored
+    report.missing, report.duplicates = found.missing, found.duplicates

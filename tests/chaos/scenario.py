@@ -277,9 +277,22 @@ def _pause(seconds: float) -> None:
         wait_until(lambda: time.monotonic() >= deadline, seconds + 5, interval=0.1)
 
 
-def _check_stored(
-    influx: InfluxServer, database: str, site: str, acked: set[tuple[str, int]], report: Report
-) -> None:
+@dataclass(frozen=True)
+class Stored:
+    """How the acknowledged (device, seq) readings of a site ended up in InfluxDB."""
+
+    acked: int
+    stored: int
+    missing: int
+    duplicates: int
+
+
+def check_stored(
+    influx: InfluxServer, database: str, site: str, acked: set[tuple[str, int]],
+    interval: float = 1.0,
+) -> Stored:
+    """Waits (90 s at most) for every acknowledged reading, then counts missing and twice."""
+
     def rows() -> list[tuple[str, int]]:
         return [
             (row["device"], row["seq"])
@@ -287,12 +300,19 @@ def _check_stored(
         ]
 
     with contextlib.suppress(TimeoutError):
-        wait_until(lambda: acked <= set(rows()), 90, interval=1.0, what="every acked reading")
+        wait_until(lambda: acked <= set(rows()), 90, interval=interval,
+                   what="every acked reading")
     points = rows()
-    report.acked = len(acked)
-    report.stored = len(points)
-    report.missing = len(acked - set(points))
-    report.duplicates = len(points) - len(set(points))
+    return Stored(len(acked), len(points), len(acked - set(points)),
+                  len(points) - len(set(points)))
+
+
+def _check_stored(
+    influx: InfluxServer, database: str, site: str, acked: set[tuple[str, int]], report: Report
+) -> None:
+    found = check_stored(influx, database, site, acked)
+    report.acked, report.stored = found.acked, found.stored
+    report.missing, report.duplicates = found.missing, found.duplicates
 
 
 def _check_notifications(
