@@ -176,10 +176,26 @@ class Engine:
             alert = Alert.restored(record, rule.for_, rule.keep_firing_for, PRIORITY[name], until)
             self.alerts[alert.key] = alert
             self.dispatcher.add(alert, now)
+            if name == "DeviceOffline" and self._restore_silent(labels, record.active_at):
+                alert.set_condition(True, now)  # silence is its evidence, and it goes on
         self._reload(force=True)
         if self.alerts:
             log.info("restored %d firing alerts from the store", len(self.alerts))
             self.wake = True
+
+    def _restore_silent(self, labels: dict[str, str], active_at: float) -> bool:
+        """The device of a restored DeviceOffline stays offline until it reports."""
+        try:
+            kind = DeviceKind(labels.get("kind", ""))
+        except ValueError:
+            return False
+        site, device = labels.get("site", ""), labels.get("device", "")
+        if site in self.cutoff:
+            return False  # a settled (simulated) site: its devices are unknown until they report
+        state = self.tracker.ensure(site, kind, device, active_at, self._timeout_of)
+        # Silent since its timeout ran out before the alert became active.
+        self.tracker.restore_silent(state, active_at - state.timeout)
+        return True
 
     def stream_live(self, now: float) -> None:
         """The subscription is in place: restored alerts wait ``restore_grace`` from now, not
@@ -525,14 +541,15 @@ class Engine:
 
     def _evaluate_site(self, site: SiteState, now: float) -> None:
         rules = self.rulebook.site(site.name)
+        # After a restart the devices report one by one (statuses first): until each has
+        # reported, the site's picture is partial, and a partial "grid fine" decides nothing.
+        whole = all(state.has_data or state.offline for state in site.devices.values())
         active, notes = site_power_outage(site, rules)
         self._set(("SitePowerOutage", site.name, ""), rules.outage, active, notes,
                   lambda: {"alertname": "SitePowerOutage", "site": site.name,
-                           "severity": rules.outage.severity}, now)
+                           "severity": rules.outage.severity}, now, partial=not whole)
         outage = self.alerts.get(("SitePowerOutage", site.name, ""))
-        if outage is not None and outage.state is not AlertState.RESOLVED and all(
-            state.has_data or state.offline for state in site.devices.values()
-        ):
+        if outage is not None and outage.state is not AlertState.RESOLVED and whole:
             # Only a whole picture: after a restart the devices report one by one, and a
             # half-rebuilt picture compared with what was told would page the same news again.
             outage.material = site_material(site)
@@ -560,10 +577,16 @@ class Engine:
         annotations: dict[str, str],
         labels: Callable[[], dict[str, str]],
         now: float,
+        *,
+        partial: bool = False,
     ) -> None:
+        """Apply a rule's verdict. ``partial``: the verdict rests on part of the evidence,
+        so an inactive one does not decide a restored alert (its grace runs on)."""
         alert = self.alerts.get(key)
         if not rule.enabled:
             active = False
+        elif partial and not active and alert is not None and alert.restore_until is not None:
+            return
         if alert is None or alert.state is AlertState.RESOLVED:
             if not active:
                 return

@@ -250,6 +250,15 @@ class DeviceTracker:
             bucket[key] = state
         return was_silent
 
+    def restore_silent(self, state: DeviceState, last_seen: float) -> None:
+        """A device that was offline when the engine stopped stays offline until it reports:
+        a restart is no evidence that it came back."""
+        state.last_seen = min(state.last_seen, last_seen)
+        state.silent = True
+        bucket = self._buckets.get((state.timeout, state.clock))
+        if bucket is not None:
+            bucket.pop((state.site, state.device), None)
+
     def sweep(
         self, now: float, now_of: Callable[[str], float] | None = None
     ) -> list[DeviceState]:

@@ -116,3 +116,58 @@ def test_restored_alerts_wait_for_data_from_the_subscription_not_the_start(
     assert alert.state is AlertState.FIRING
     engine.tick(214.5)
     assert alert.state is AlertState.RESOLVED
+
+
+def test_restored_incident_is_not_resolved_by_statuses_before_readings(tmp_path: Path) -> None:
+    """After a restart the retained ``online`` statuses arrive before any reading: a site whose
+    power sensors have not reported yet has an unknown grid, not a grid back (the chaos run
+    resolved and re-paged an incident that way on a busy CI host)."""
+    import orjson
+
+    store = AlertStore(tmp_path / "alerts.sqlite")
+    site, t0 = "solotvyno", 1_800_000_000.0
+    labels = {"alertname": "SitePowerOutage", "site": site, "severity": "critical"}
+    store.save_alerts([AlertRecord(fingerprint(labels), labels, {}, AlertState.FIRING,
+                                   t0, t0, None, t0)])
+    store.remember_devices([(site, f"ups-{i}", "ups", 1.0) for i in (1, 2, 3)], t0)
+    engine = Engine(RulesSettings(restore_grace=4.0),
+                    NotifySettings(webhook_url="http://127.0.0.1:9/"), store, t0 + 100)
+    [alert] = engine.alerts.values()
+    engine.stream_live(t0 + 100)
+    for i in (1, 2, 3):
+        engine.handle(f"kordon/v1/{site}/ups/ups-{i}/status", b"online", t0 + 100.1)
+    engine.tick(t0 + 100.2)
+    assert alert.state is AlertState.FIRING  # three statuses say nothing about the grid
+    on_battery = {"ts": t0 + 100.5, "seq": 1, "metrics": {
+        "ups.status": "OB DISCHRG", "battery.charge": 90.0, "battery.runtime": 420.0,
+        "input.voltage": 0.0}}
+    for i in (1, 2, 3):
+        engine.handle(f"kordon/v1/{site}/ups/ups-{i}/telemetry", orjson.dumps(on_battery),
+                      t0 + 100.6)
+        engine.tick(t0 + 100.7)
+        assert alert.state is AlertState.FIRING
+    engine.tick(t0 + 105.0)  # past the grace: the readings decided, and the grid is still out
+    assert alert.state is AlertState.FIRING and alert.condition
+
+
+def test_restored_device_offline_stays_until_the_device_reports(tmp_path: Path) -> None:
+    """A restart is no evidence that a silent device came back: its DeviceOffline stays
+    firing past the grace (it used to resolve there and page again minutes later), and
+    resolves on the device's first word."""
+    store = AlertStore(tmp_path / "alerts.sqlite")
+    site, t0 = "solotvyno", 1_800_000_000.0
+    labels = {"alertname": "DeviceOffline", "site": site, "device": "scanner-1",
+              "kind": "scanner", "severity": "warning"}
+    store.save_alerts([AlertRecord(fingerprint(labels), labels, {}, AlertState.FIRING,
+                                   t0, t0, None, t0)])
+    store.remember_devices([(site, "scanner-1", "scanner", 10.0)], t0)
+    engine = Engine(RulesSettings(restore_grace=4.0),
+                    NotifySettings(webhook_url="http://127.0.0.1:9/"), store, t0 + 100)
+    [alert] = engine.alerts.values()
+    engine.stream_live(t0 + 100)
+    for step in range(1, 600, 5):
+        engine.tick(t0 + 100 + step)
+        assert alert.state is AlertState.FIRING, step
+    engine.handle(f"kordon/v1/{site}/scanner/scanner-1/status", b"online", t0 + 700)
+    engine.tick(t0 + 700.1)
+    assert alert.state is AlertState.RESOLVED
