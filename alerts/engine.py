@@ -54,6 +54,7 @@ from alerts.evaluate import (
     site_unreachable,
     update_depletion,
 )
+from alerts.foresight.plans import StreamPlans
 from alerts.inhibit import Inhibitor
 from alerts.outbox import fan_out, targets_of
 from alerts.replace_battery import replace_battery
@@ -120,6 +121,8 @@ class Engine:
         self.fleet = fleet
         # Battery learning per UPS on the stream's clock (alerts/battery/live.py).
         self.battery = battery if battery is not None else BatteryLearning(fleet)
+        if clocks is not None:  # a simulated stream forecasts against its own plan
+            schedules = StreamPlans(clocks, schedules)
         self.foresight = _foresight(self.rulebook, fleet, schedules, self._battery_model)
         self.inhibitor = Inhibitor(rules.inhibit)
         self.silencer = Silencer()
@@ -451,6 +454,8 @@ class Engine:
             ended.append(alert)
         decided = settle_notices(self.dispatcher, site, ended, switch.at)
         self.tracker.drop_site(site)
+        if self.foresight is not None:
+            self.foresight.forget_site(site)
         self.store.settle_site(site, self.cutoff[site])
         self._dirty_sites.discard(site)
         self._dirty_at.pop(site, None)
@@ -617,7 +622,8 @@ class Engine:
             self.tracker.next_deadline(),
             self.dispatcher.next_due((lambda g: g.site not in streamed) if streamed else None),
             self.silencer.next_change(self._last_tick),
-            self.foresight.next_due() if self.foresight is not None else None,
+            self.foresight.next_due((lambda s: s not in streamed) if streamed else None)
+            if self.foresight is not None else None,
             self.battery.next_due((lambda s: s not in streamed) if streamed else None),
         ]
         for alert in self.alerts.values():
@@ -681,25 +687,28 @@ class Engine:
         self._dirty_sites.clear()
         dirty_at.clear()
         self._reload()
-        if self.foresight is not None and self.foresight.due(now):
-            self._foresee(now)
+        if self.foresight is not None:
+            now_of = (lambda s: self.site_now(s, now)) if streamed else None
+            if self.foresight.due(now, now_of):
+                self._foresee(now, now_of)
 
     def _battery_model(self, site: str, device: str):  # type: ignore[no-untyped-def]
         """The engine's learned (and stored) battery model of a UPS, for the forecast."""
         unit = self.battery.units.get((site, device))
         return unit.model if unit is not None else None
 
-    def _foresee(self, now: float) -> None:
-        """ScheduledOutageAtRisk: each UPS's forecast against its site's scheduled cuts."""
+    def _foresee(self, now: float, now_of: Callable[[str], float] | None) -> None:
+        """ScheduledOutageAtRisk: each UPS's forecast against its site's scheduled cuts, on
+        the site's own clock (a stream's scenario time)."""
         assert self.foresight is not None
-        for found in self.foresight.evaluate(now):
+        for found in self.foresight.evaluate(now, now_of):
             state = self.tracker.get(found.site, found.device)
             if state is None:
                 continue
             self._set(("ScheduledOutageAtRisk", found.site, found.device), found.rule,
                       found.active, found.annotations,
                       lambda s=state, r=found.rule: self._labels("ScheduledOutageAtRisk", r, s),
-                      now)
+                      found.at)
 
     def _step(self, now: float) -> list[Transition]:
         """Move every alert through its life cycle, inhibitors first (PRIORITY)."""

@@ -147,7 +147,9 @@ class Foresights:
         if entry is None or entry.get("outlook") is None:
             return _unknown(name, "the alerts role has no forecast for this site"
                             if configured else NO_SOURCE, group, configured)
-        now = document.get("evaluated_at")
+        # Each site's forecast is on its own clock (a stream's scenario time); older
+        # snapshots have one time for all.
+        now = entry.get("evaluated_at", document.get("evaluated_at"))
         outlook = entry["outlook"]
         configured = configured or bool(outlook.get("source"))
         cuts = [_cut(c, now) for c in outlook["cuts"] if now is None or c["end"] > now]

@@ -7,6 +7,11 @@ announces its scenario clock on a retained control topic, one per stream::
     {"stream": "sim-host-4711", "sites": ["chop", "solotvyno"], "sim": 1734328801.2,
      "wall": 1734350000.5, "speed": 60.0, "every": 1.0, "state": "running"}
 
+A stream whose grid follows an outage schedule (a scenario with ``schedule:``) adds its plan,
+so that followers forecast its sites against the cuts the stream will play, not against the
+configured (real) schedule sources: ``"plan": {"groups": {site: group},
+"schedule": kordon.schedule.model.schedule_to_dict(...)}`` (times already moved to the run).
+
 ``sim`` is the scenario time up to which the stream has published everything, ``wall`` the
 publisher's wall clock when it said so, ``speed`` how fast ``sim`` advances per wall second
 (0: held, e.g. ``--fast``, where nothing can be extrapolated), ``every`` how often (wall
@@ -47,6 +52,7 @@ import orjson
 
 from kordon.clock import WALL_CLOCK, Clock
 from kordon.model.topics import NAME_PATTERN, TopicError, clock_topic, parse_clock_topic
+from kordon.schedule.model import Schedule, schedule_from_dict, schedule_to_dict
 
 RUNNING = "running"
 STOPPED = "stopped"
@@ -62,6 +68,32 @@ class ClockError(ValueError):
     """An announcement that does not follow the contract; the message says what is wrong."""
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class StreamPlan:
+    """The outage schedule a stream's grid follows, and each of its sites' group in it."""
+
+    groups: dict[str, str]  # site -> queue group
+    schedule: Schedule
+
+    def to_dict(self) -> dict[str, object]:
+        return {"groups": dict(self.groups),
+                "schedule": schedule_to_dict(self.schedule, set(self.groups.values()))}
+
+    @classmethod
+    def from_dict(cls, data: object) -> StreamPlan:
+        if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
+            raise ClockError("plan must be an object with groups {site: group} and a schedule")
+        groups = data["groups"]
+        for site, group in groups.items():
+            if not NAME_PATTERN.match(site) or not isinstance(group, str):
+                raise ClockError(f"plan: site {site!r} or its group {group!r} is not valid")
+        try:
+            schedule = schedule_from_dict(data.get("schedule"))
+        except ValueError as exc:
+            raise ClockError(f"plan: {exc}") from None
+        return cls(dict(groups), schedule)
+
+
 @dataclass(frozen=True, slots=True)
 class ClockAnnouncement:
     stream: str
@@ -71,6 +103,7 @@ class ClockAnnouncement:
     state: Literal["running", "stopped"] = RUNNING
     sites: tuple[str, ...] = ()
     every: float = DEFAULT_EVERY
+    plan: StreamPlan | None = field(default=None, compare=False)
 
     @property
     def topic(self) -> str:
@@ -81,17 +114,18 @@ class ClockAnnouncement:
         return self.state == RUNNING
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "stream": self.stream,
-                "sites": list(self.sites),
-                "sim": round(self.sim, 3),
-                "wall": round(self.wall, 3),
-                "speed": self.speed,
-                "every": self.every,
-                "state": self.state,
-            }
-        )
+        document: dict[str, object] = {
+            "stream": self.stream,
+            "sites": list(self.sites),
+            "sim": round(self.sim, 3),
+            "wall": round(self.wall, 3),
+            "speed": self.speed,
+            "every": self.every,
+            "state": self.state,
+        }
+        if self.plan is not None:
+            document["plan"] = self.plan.to_dict()
+        return orjson.dumps(document)
 
     def stopped(self, sim: float | None = None, wall: float | None = None) -> ClockAnnouncement:
         return ClockAnnouncement(
@@ -140,7 +174,9 @@ class ClockAnnouncement:
         for site in sites:
             if not isinstance(site, str) or not NAME_PATTERN.match(site):
                 raise ClockError(f"site {site!r} does not match {NAME_PATTERN.pattern}")
-        return cls(stream, sim, wall, speed, state, tuple(dict.fromkeys(sites)), every)
+        raw_plan = data.get("plan")
+        plan = None if raw_plan is None else StreamPlan.from_dict(raw_plan)
+        return cls(stream, sim, wall, speed, state, tuple(dict.fromkeys(sites)), every, plan)
 
 
 def _number(
@@ -311,6 +347,16 @@ class StreamClocks:
                 return now, None, 1.0
             return now, entry.owner, stream.last.speed
 
+    def plan(self, site: str) -> tuple[str, str, Schedule] | None:
+        """``(stream, group, schedule)`` when the live stream that holds ``site`` announced the
+        outage schedule its grid follows and gave the site a group in it; else None."""
+        with self._lock:
+            owner = self._owner(site, self.monotonic()) if site in self._sites else None
+            plan = owner.last.plan if owner is not None else None
+            if plan is None or site not in plan.groups:
+                return None
+            return owner.last.stream, plan.groups[site], plan.schedule  # type: ignore[union-attr]
+
     def simulated(self, site: str) -> bool:
         return self.source(site) is not None
 
@@ -416,6 +462,7 @@ def announce(
     every: float = DEFAULT_EVERY,
     wall: float | None = None,
     state: Literal["running", "stopped"] = RUNNING,
+    plan: StreamPlan | None = None,
 ) -> ClockAnnouncement:
     """Build an announcement (``speed`` None, i.e. as fast as possible, is announced as 0)."""
     return ClockAnnouncement(
@@ -426,4 +473,5 @@ def announce(
         state,
         tuple(dict.fromkeys(sites)),
         every,
+        plan,
     )

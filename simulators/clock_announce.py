@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from kordon.model.topics import NAME_PATTERN
-from kordon.streamclock import DEFAULT_EVERY, STOPPED, ClockAnnouncement, announce
+from kordon.streamclock import DEFAULT_EVERY, STOPPED, ClockAnnouncement, StreamPlan, announce
 from simulators.mqtt import FleetConnections
 
 log = logging.getLogger("kordon.simulators.clock")
@@ -75,11 +75,13 @@ class ClockAnnouncer:
         fast_step: float = FAST_STEP,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        plan: StreamPlan | None = None,
     ) -> None:
         self.connections = connections
         self.stream = stream
         self.client_id = f"kordon-clock/{stream}"
         self.sites: dict[str, None] = dict.fromkeys(sites)
+        self.plan = plan  # the outage schedule the stream's grid follows, if any
         self.speed = speed
         self.every = every
         self.fast_step = fast_step
@@ -103,10 +105,12 @@ class ClockAnnouncer:
         sites: Iterable[str],
         speed: float | None,
         sim_start: float,
+        plan: StreamPlan | None = None,
         **options: float,
     ) -> ClockAnnouncer:
         """Connect the announcer (will: ``stopped``, retained) and announce the start."""
-        announcer = cls(connections, stream_id(kind), sites, speed, sim_start, **options)
+        announcer = cls(connections, stream_id(kind), sites, speed, sim_start, plan=plan,
+                        **options)
         will = announcer._announcement(sim_start).stopped().encode()
         connections.connect(announcer.client_id, None, keepalive=10.0, will=(announcer.topic, will))
         connections.idle_hooks.append(announcer.idle)
@@ -203,6 +207,7 @@ class ClockAnnouncer:
             every=self.every,
             wall=self.wall(),
             state="stopped" if state == STOPPED else "running",
+            plan=None if state == STOPPED else self.plan,
         )
 
     def _announce(self, sim: float) -> None:

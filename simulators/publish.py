@@ -15,6 +15,7 @@ from simulators.clock_announce import ClockAnnouncer
 from simulators.engine import ScenarioRun
 from simulators.mqtt import BrokerTarget, FleetConnections
 from simulators.pacing import Pacer, Progress
+from simulators.timeline import run_plan
 
 # Longest uninterrupted wait between two events: how quickly a stop request is noticed.
 _STOP_POLL = 0.5
@@ -50,8 +51,9 @@ class ScenarioPublisher:
         pacer = self.pacer
         if self._clock is None:
             sites = [device.site for device in self.run.devices]
+            plan = run_plan(self.run.scenario, self.run.start, sites)
             self._clock = ClockAnnouncer.start(
-                connections, self.kind, sites, self.speed, self.run.start
+                connections, self.kind, sites, self.speed, self.run.start, plan
             )
         clock = self._clock
         for event in self.run.events():

@@ -7,11 +7,13 @@ one operation per message. Operations are sorted by time, then by file order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kordon.model.kinds import DeviceKind
+from kordon.schedule.model import Schedule, shifted
+from kordon.streamclock import StreamPlan
 from simulators import scenario as sc
 
 if TYPE_CHECKING:
@@ -47,13 +49,31 @@ def rolling_schedule(args: sc.RollingOutages, length: float) -> list[tuple[float
     return out
 
 
+def run_schedule(scenario: sc.Scenario, start: float) -> Schedule | None:
+    """The scenario's outage schedule moved with a run that starts at ``start`` (None when it
+    has none): what the simulated grid plays and what the alert engine forecasts against."""
+    if scenario.schedule is None:
+        return None
+    shift = start - scenario.start if scenario.start is not None else 0.0
+    return shifted(scenario.schedule, shift) if shift else scenario.schedule
+
+
+def run_plan(scenario: sc.Scenario, start: float, sites: Iterable[str]) -> StreamPlan | None:
+    """The plan a stream of the run announces with its clock (kordon.streamclock)."""
+    schedule = run_schedule(scenario, start)
+    if schedule is None:
+        return None
+    groups = {site: scenario.fleet.sites[site].schedule_group
+              for site in sites if site in scenario.fleet.sites}
+    return StreamPlan(groups, schedule)
+
+
 def schedule_cuts(scenario: sc.Scenario, start: float) -> list[tuple[float, float, list[str]]]:
     """``(start, end, sites)`` of each scheduled cut inside the run, absolute times: the
     scenario's schedule, moved with the run when it starts at another time than the file's."""
-    schedule = scenario.schedule
+    schedule = run_schedule(scenario, start)
     if schedule is None:
         return []
-    shift = start - scenario.start if scenario.start is not None else 0.0
     end_of_run = start + scenario.duration
     by_group: dict[str, list[str]] = {}
     for name, site in scenario.fleet.sites.items():
@@ -62,7 +82,7 @@ def schedule_cuts(scenario: sc.Scenario, start: float) -> list[tuple[float, floa
     for group, sites in sorted(by_group.items()):
         for day in schedule.groups.get(group, ()):
             for cut in day.cuts:
-                begin, end = cut.start + shift, cut.end + shift
+                begin, end = cut.start, cut.end
                 if end > start and begin < end_of_run:
                     out.append((max(begin, start), min(end, end_of_run), sites))
     return sorted(out)

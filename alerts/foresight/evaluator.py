@@ -29,6 +29,7 @@ from kordon.schedule import Outlook, OutlookStatus, SiteSchedules
 
 RuleOf = Callable[[str, str], ScheduledOutageAtRiskRule]
 ModelOf = Callable[[str, str], BatteryModel | None]
+NowOf = Callable[[str], float]  # a site's time: its stream's scenario time, else the wall's
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class Finding:
     active: bool
     annotations: dict[str, str]
     rule: ScheduledOutageAtRiskRule
+    at: float  # the site's time of the verdict
 
 
 class Foresight:
@@ -87,9 +89,11 @@ class Foresight:
         # last evaluation (engine time), and a count the role watches to publish them.
         self.outlooks: dict[str, Outlook] = {}
         self.evaluated_at: float | None = None
+        self.site_evaluated_at: dict[str, float] = {}  # each site's own "now" of its outlook
         self.evaluations = 0
-        self._next_eval = -1.0
-        self._boundary: float | None = None
+        # Per site, on the site's own clock (a stream's scenario time or the wall's): when
+        # the next evaluation is due, by the step or by the next edge of a cut.
+        self._next_eval: dict[str, float] = {}
 
     # ---------------------------------------------------------------- input
     def observe(self, site: str, kind: DeviceKind, device: str, when: float,
@@ -105,6 +109,16 @@ class Foresight:
                 old = self.draw.get((site, device))
                 self.draw[(site, device)] = float(draw) if old is None else (
                     old + 0.01 * (float(draw) - old))
+
+    def forget_site(self, site: str) -> None:
+        """The site changed its time base (a stream took it or let it go): what was watched
+        and when it is due were on the other clock."""
+        for table in (self.watches, self.draw, self.verdicts):
+            for key in [k for k in table if k[0] == site]:
+                del table[key]  # type: ignore[attr-defined]
+        self.outlooks.pop(site, None)
+        self.site_evaluated_at.pop(site, None)
+        self._next_eval.pop(site, None)
 
     def _params(self, site: str, device: str) -> UpsParams | None:
         if self.fleet is None or site not in self.fleet.sites:
@@ -127,41 +141,59 @@ class Foresight:
                         external)
 
     # ---------------------------------------------------------------- timing
-    def due(self, now: float) -> bool:
-        return now >= self._next_eval or (self._boundary is not None and now >= self._boundary)
+    def _sites(self) -> set[str]:
+        sites = {site for site, _ in self.watches}
+        if self.fleet is not None:
+            sites.update(self.fleet.sites)
+        return sites
 
-    def next_due(self) -> float | None:
+    def due(self, now: float, now_of: NowOf | None = None) -> bool:
+        """Whether any site's evaluation is due at its own time."""
+        nexts = self._next_eval
+        return any((now if now_of is None else now_of(site)) >= nexts.get(site, -math.inf)
+                   for site in self._sites())
+
+    def next_due(self, include: Callable[[str], bool] | None = None) -> float | None:
+        """The earliest due time of the sites ``include`` takes (those on the wall clock)."""
         if not self.watches:
             return None
-        return min(self._next_eval, self._boundary or self._next_eval)
+        due = [self._next_eval.get(site, -1.0) for site in self._sites()
+               if include is None or include(site)]
+        return min(due) if due else None
 
     # ---------------------------------------------------------------- evaluation
-    def evaluate(self, now: float) -> list[Finding]:
+    def evaluate(self, now: float, now_of: NowOf | None = None) -> list[Finding]:
+        """Findings of the sites whose evaluation is due, each judged at its own time."""
         findings = []
-        boundary: float | None = None
-        step = None
-        outlooks: dict[str, Outlook] = {}
+        by_site: dict[str, list[tuple[str, UpsWatch]]] = {site: [] for site in self._sites()}
         for (site, device), watch in sorted(self.watches.items()):
-            rule = self.rule_of(site, device)
-            step = rule.step if step is None else min(step, rule.step)
-            outlook = outlooks.get(site)
-            if outlook is None:
-                outlook = outlooks[site] = self.schedules.outlook(site, now)
-            verdict = self._verdict(watch, outlook, rule, now)
-            self.verdicts[(site, device)] = verdict
-            for cut in outlook.cuts:
-                for edge in (cut.start - rule.lead, cut.end):
-                    if edge > now and (boundary is None or edge < boundary):
-                        boundary = edge
-            findings.append(self._finding(verdict, rule, now))
-        for site in self.fleet.sites if self.fleet is not None else ():
-            if site not in outlooks:
-                outlooks[site] = self.schedules.outlook(site, now)
-        self.outlooks = outlooks
-        self.evaluated_at = now
-        self.evaluations += 1
-        self._next_eval = now + (step or 60.0)
-        self._boundary = boundary
+            by_site[site].append((device, watch))
+        latest = None
+        for site, watches in sorted(by_site.items()):
+            at = now if now_of is None else now_of(site)
+            if at < self._next_eval.get(site, -math.inf):
+                continue
+            outlook = self.schedules.outlook(site, at)
+            step, boundary = 60.0, math.inf
+            if watches:
+                step = math.inf
+            for device, watch in watches:
+                rule = self.rule_of(site, device)
+                step = min(step, rule.step)
+                verdict = self._verdict(watch, outlook, rule, at)
+                self.verdicts[(site, device)] = verdict
+                for cut in outlook.cuts:
+                    for edge in (cut.start - rule.lead, cut.end):
+                        if at < edge < boundary:
+                            boundary = edge
+                findings.append(self._finding(verdict, rule, at))
+            self.outlooks[site] = outlook
+            self.site_evaluated_at[site] = at
+            self._next_eval[site] = min(at + step, boundary)
+            latest = at if latest is None else max(latest, at)
+        if latest is not None:
+            self.evaluated_at = latest
+            self.evaluations += 1
         return findings
 
     def _verdict(self, watch: UpsWatch, outlook: Outlook, rule: ScheduledOutageAtRiskRule,
@@ -226,8 +258,9 @@ class Foresight:
                     at_risk = f
                     break
         if at_risk is None:
-            return Finding(verdict.site, verdict.device, False, {}, rule)
-        return Finding(verdict.site, verdict.device, True, self._words(verdict, at_risk), rule)
+            return Finding(verdict.site, verdict.device, False, {}, rule, now)
+        return Finding(verdict.site, verdict.device, True, self._words(verdict, at_risk), rule,
+                       now)
 
     def _words(self, verdict: Verdict, f: CutForecast) -> dict[str, str]:
         def clock(epoch: float) -> str:

@@ -65,7 +65,8 @@ class ForesightPublisher:
         self._last_wall = wall
         now = foresight.evaluated_at
         sites: dict[str, dict[str, Any]] = {
-            site: {"outlook": outlook.to_dict(), "ups": []}
+            site: {"outlook": outlook.to_dict(), "ups": [],
+                   "evaluated_at": foresight.site_evaluated_at.get(site, now)}
             for site, outlook in sorted(foresight.outlooks.items())
         }
         for (site, _device), verdict in sorted(foresight.verdicts.items()):
@@ -73,7 +74,8 @@ class ForesightPublisher:
             entry["ups"].append(verdict.to_dict())
         document = {"version": SNAPSHOT_VERSION, "written_at": wall, "evaluated_at": now,
                     "sites": sites}
-        lines = self._cut_lines(foresight.outlooks, now) if self.submit_line else []
+        lines = (self._cut_lines(foresight.outlooks, foresight.site_evaluated_at, now)
+                 if self.submit_line else [])
         return Pending(document, lines)
 
     def write(self, pending: Pending) -> None:
@@ -91,9 +93,11 @@ class ForesightPublisher:
             for line in pending.lines:
                 self.submit_line(line)
 
-    def _cut_lines(self, outlooks: dict[str, Outlook], now: float) -> list[str]:
+    def _cut_lines(self, outlooks: dict[str, Outlook], site_now: dict[str, float],
+                   latest: float) -> list[str]:
         lines = []
         for site, outlook in outlooks.items():
+            now = site_now.get(site, latest)
             if outlook.status is not OutlookStatus.KNOWN:
                 continue  # unknown or emergency: what was planned stays as written
             listed = {(site, cut.start): cut for cut in outlook.cuts}
@@ -107,6 +111,6 @@ class ForesightPublisher:
                     del self._cuts[key]
                     lines.append(cut_line(site, cut, self.zone, CANCELLED))
         for key, cut in list(self._cuts.items()):
-            if cut.end < now - FORGET_AFTER_S:
+            if cut.end < site_now.get(key[0], latest) - FORGET_AFTER_S:
                 del self._cuts[key]
         return lines

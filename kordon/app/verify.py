@@ -1,4 +1,5 @@
-"""``kordon scenario verify SCENARIO...``: the simulators' scenarios through the alert engine.
+"""``kordon scenario verify SCENARIO...``: the simulators' scenarios through the alert engine;
+``kordon scenario fleet SCENARIO``: the fleet file a live rehearsal's engine loads.
 
 The wiring of two roles that never import each other: the simulators load a scenario and
 produce what a broker would deliver (:meth:`ScenarioRun.delivered`), the alert engine replays
@@ -37,6 +38,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="scenario file or library name; 'all' for the whole library")
     verify.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     verify.set_defaults(handler=_verify)
+    fleet = actions.add_parser(
+        "fleet",
+        help="print a scenario's fleet (its overrides applied) as a fleet file",
+        description="What a live rehearsal's alert engine should load (KORDON_FLEET) so that "
+                    "the scenario's requirements (autonomy, replacement lines, nameplates) are "
+                    "the engine's too, as they are to 'scenario verify'.",
+    )
+    fleet.add_argument("scenario", metavar="SCENARIO", help="scenario file or library name")
+    fleet.set_defaults(handler=_fleet)
 
 
 def _scenario_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -66,14 +76,30 @@ def replay_scenario(
 def scenario_schedules(scenario: Scenario, start: float):  # type: ignore[no-untyped-def]
     """The scenario's schedule as the alert engine reads it (moved with the run's start), or
     None when the scenario has none: the simulator plays it, the engine forecasts against it."""
-    if scenario.schedule is None:
-        return None
     from kordon.schedule import StaticSchedules
-    from kordon.schedule.model import shifted
+    from simulators.timeline import run_schedule
 
-    shift = start - scenario.start if scenario.start is not None else 0.0
-    schedule = shifted(scenario.schedule, shift) if shift else scenario.schedule
+    schedule = run_schedule(scenario, start)
+    if schedule is None:
+        return None
     return StaticSchedules.for_fleet(schedule, scenario.fleet, name=scenario.name)
+
+
+def _fleet(args: argparse.Namespace, _settings: Settings) -> int:
+    import yaml
+
+    from kordon.fleet import FleetError
+    from simulators.scenario import load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except FleetError as exc:
+        print(f"kordon scenario fleet: {exc}", file=sys.stderr)
+        return 2
+    raw = scenario.fleet.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    print(f"# the fleet of scenario {scenario.name}, its overrides applied")
+    print(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), end="")
+    return 0
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:

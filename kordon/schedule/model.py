@@ -212,6 +212,57 @@ class ScheduleBuilder:
         )
 
 
+def schedule_to_dict(schedule: Schedule, groups: Iterable[str] | None = None) -> dict[str, object]:
+    """A schedule as plain JSON data (the groups asked for, else all): what a simulated stream
+    announces as its plan (kordon.streamclock). :func:`schedule_from_dict` reads it back."""
+    chosen = sorted(schedule.groups if groups is None else set(groups) & set(schedule.groups))
+    return {
+        "timezone": schedule.timezone,
+        "updated_at": schedule.updated_at,
+        "groups": {
+            group: [
+                {"day": d.day.isoformat(), "start": d.start, "end": d.end,
+                 "status": d.status.value,
+                 "cuts": [[c.start, c.end, c.definite] for c in d.cuts]}
+                for d in schedule.groups[group]
+            ]
+            for group in chosen
+        },
+    }
+
+
+def schedule_from_dict(data: object) -> Schedule:
+    """The inverse of :func:`schedule_to_dict`; ValueError names what is malformed."""
+    if not isinstance(data, dict):
+        raise ValueError("a schedule must be a JSON object")
+    timezone = data.get("timezone", KYIV)
+    updated_at = data.get("updated_at")
+    raw_groups = data.get("groups")
+    if not isinstance(timezone, str) or not isinstance(raw_groups, dict):
+        raise ValueError("a schedule needs a timezone string and a groups object")
+    if updated_at is not None and not _is_number(updated_at):
+        raise ValueError("updated_at must be a number or null")
+    groups: dict[str, tuple[GroupDay, ...]] = {}
+    for group, days in raw_groups.items():
+        if not isinstance(days, list):
+            raise ValueError(f"group {group!r}: days must be a list")
+        parsed = []
+        for day in days:
+            try:
+                cuts = tuple(Cut(str(group), float(a), float(b), bool(d))
+                             for a, b, d in day["cuts"])
+                parsed.append(GroupDay(date.fromisoformat(day["day"]), float(day["start"]),
+                                       float(day["end"]), DayStatus(day["status"]), cuts))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"group {group!r}: malformed day {day!r:.80} ({exc})") from None
+        groups[str(group)] = tuple(sorted(parsed, key=lambda d: d.start))
+    return Schedule(groups, None if updated_at is None else float(updated_at), timezone)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def shifted(schedule: Schedule, seconds: float) -> Schedule:
     """The same schedule ``seconds`` later (a scenario run started at another time)."""
     return Schedule(

@@ -12,9 +12,14 @@ Schema (``version`` 1)::
 
     {"version": 1,
      "written_at": <wall clock, epoch s>,      # staleness is judged on this
-     "evaluated_at": <engine time, epoch s>,   # the "now" of the forecast (a stream's time)
+     "evaluated_at": <engine time, epoch s>,   # the latest site's "now" of the forecast
      "sites": {<site>: {"outlook": Outlook.to_dict(),
-                        "ups": [Verdict.to_dict(), ...]}}}
+                        "ups": [Verdict.to_dict(), ...],
+                        "evaluated_at": <the site's time>}}}  # its stream's scenario time
+                                                              # or the wall's; optional
+
+A site's own ``evaluated_at`` wins over the document's (sites on a simulated stream and real
+ones can share an engine, each on its own clock); readers fall back to the document's.
 
 ``Outlook.to_dict`` is :mod:`kordon.schedule.model`'s; ``Verdict.to_dict`` is the alerts
 role's (``alerts/foresight/evaluator.py``): ``cuts`` per UPS with ``verdict``, ``soc_start``,

@@ -130,6 +130,17 @@ def verify_side(case: Case, recording: Path | None = None) -> tuple[list[Fired],
     return fired, result.start, result.end
 
 
+def _scenario_fleet(name: str) -> str:
+    """``kordon scenario fleet NAME``'s output."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "kordon", "scenario", "fleet", name],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout
+
+
 def scenario_start(name: str) -> float:
     from simulators.engine import ScenarioRun
     from simulators.scenario import load_scenario
@@ -186,7 +197,6 @@ def live_side(
 
     A broker of its own unless given one: a previous run's retained statuses must not be the
     first thing a fresh engine hears."""
-    from simulators.library import default_fleet_path
     from simulators.pacing import choose_start
     from simulators.scenario import load_scenario
 
@@ -200,7 +210,11 @@ def live_side(
         workdir, broker, f'notify:\n  webhook_url: "{hook.url()}"\n', influx=influx,
         database=database, rules="", name="alerts",
     )
-    engine.env["KORDON_FLEET"] = str(default_fleet_path())
+    # The scenario's fleet (its overrides applied), as an operator rehearsing it would load
+    # it: requirements such as a UPS's autonomy are configuration, not physics.
+    fleet_file = workdir / "fleet.yaml"
+    fleet_file.write_text(_scenario_fleet(case.scenario))
+    engine.env["KORDON_FLEET"] = str(fleet_file)
     publisher: KordonProcess | None = None
     try:
         engine.start(ready_line="alerts ready")

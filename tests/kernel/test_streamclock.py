@@ -305,3 +305,42 @@ def test_time_follows_the_announced_speed_until_stale(speed, dt, sim) -> None:
     fake.advance(5.0 - dt + 0.01)
     assert clocks.source("x") is None
     assert clocks.now("x") >= fake.wall.now()
+
+
+def test_a_plan_rides_with_the_clock_and_belongs_to_the_live_owner() -> None:
+    from datetime import date
+
+    from kordon.schedule.model import DayStatus, ScheduleBuilder
+    from kordon.streamclock import StreamPlan
+
+    builder = ScheduleBuilder()
+    builder.day("3.1", date(2024, 12, 16), DayStatus.SCHEDULED, [(240, 480, True)])
+    builder.day("2", date(2024, 12, 16), DayStatus.EMERGENCY)
+    plan = StreamPlan({"solotvyno": "3.1"}, builder.build())
+    sent = announce("sim-a", ["solotvyno", "chop"], SIM0, 60.0, wall=WALL0, plan=plan)
+    got = ClockAnnouncement.decode(sent.encode(), clock_topic("sim-a"))
+    assert got.plan is not None and got.plan.groups == {"solotvyno": "3.1"}
+    assert list(got.plan.schedule.groups) == ["3.1"]  # only the groups the stream's sites use
+    assert got.plan.schedule.groups["3.1"] == plan.schedule.groups["3.1"]
+    assert got.stopped().plan is None
+    clocks, fake = follower()
+    clocks.feed(got)
+    stream, group, schedule = clocks.plan("solotvyno")  # type: ignore[misc]
+    assert (stream, group) == ("sim-a", "3.1") and schedule.groups["3.1"]
+    assert clocks.plan("chop") is None  # held by the stream, but the plan gives it no group
+    assert clocks.plan("elsewhere") is None
+    fake.advance(60.0)  # the stream went stale: its plan goes with its clock
+    assert clocks.plan("solotvyno") is None
+
+
+@pytest.mark.parametrize("plan", [
+    [], {"groups": []}, {"groups": {"bad site!": "1"}, "schedule": {}},
+    {"groups": {"s": "1"}, "schedule": {"groups": {"1": [{"day": "2024-13-40"}]}}},
+])
+def test_a_malformed_plan_is_refused_with_a_reason(plan: object) -> None:
+    import orjson
+
+    document = orjson.loads(running(SIM0).encode())
+    document["plan"] = plan
+    with pytest.raises(ClockError, match="plan"):
+        ClockAnnouncement.decode(orjson.dumps(document))
