@@ -86,6 +86,10 @@ LATE_WINDOW = 1000
 TRANSIT_MAX = 2.0
 
 
+# A device's alerts decided by its own readings alone (a streamed one's follow them, _catch_up).
+_READING_ALERTS = ("MainsPowerLost", "BatteryLow", "BatteryDepletionImminent", "ReplaceBattery")
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """An alert entered ``state`` at ``at`` (firing or resolved): for annotations and replay."""
@@ -150,6 +154,7 @@ class Engine:
         self.wake = False  # something changed that a tick should look at soon
         self._dirty_sites: set[str] = set()
         self._changed: list[Alert] = []
+        self._early: list[Transition] = []  # streamed alerts stepped at reading time
         self._data_version = -1
         self._next_persist = now + PERSIST_EVERY
         self.counters = {"messages": 0, "ignored": 0, "ticks": 0, "notifications": 0,
@@ -488,6 +493,8 @@ class Engine:
     def _evaluate_device(self, state: DeviceState, now: float) -> None:
         rules = self.rulebook.device(state.kind, state.site, state.device)
         site, device = state.site, state.device
+        if site in self.streamed:
+            self._catch_up(state, now)
         # Until the device's first reading after a start its power state is unknown, not
         # "fine": judging it would resolve a restored alert on no evidence.
         if state.kind is not DeviceKind.SCANNER and state.has_data:
@@ -673,7 +680,7 @@ class Engine:
         ):
             state = self.tracker.get(site, device)
             if state is not None:
-                self._evaluate_device(state, now)
+                self._evaluate_device(state, self.site_now(site, now) if streamed else now)
         for name in sorted(self._dirty_sites):
             site = self.tracker.sites.get(name)
             if site is not None:
@@ -712,25 +719,44 @@ class Engine:
 
     def _step(self, now: float) -> list[Transition]:
         """Move every alert through its life cycle, inhibitors first (PRIORITY)."""
-        transitions: list[Transition] = []
+        transitions, self._early = self._early, []
         streamed = self.streamed
         for alert in sorted(self.alerts.values(), key=lambda a: (a.priority, a.key)):
             at = self.site_now(alert.key[1], now) if streamed else now
-            change = alert.step(at)
-            if change is None:
-                continue
-            if change is AlertState.INACTIVE:
-                del self.alerts[alert.key]
-                continue
-            if change is AlertState.FIRING:
-                self.dispatcher.add(alert, at)
-            self._changed.append(alert)
-            when = alert.starts_at if change is AlertState.FIRING else alert.ends_at
-            transitions.append(
-                Transition(at if when is None else when, change, alert.fingerprint,
-                           dict(alert.labels), dict(alert.annotations))
-            )
+            self._step_alert(alert, at, transitions)
         return transitions
+
+    def _step_alert(self, alert: Alert, at: float, transitions: list[Transition]) -> None:
+        change = alert.step(at)
+        if change is None:
+            return
+        if change is AlertState.INACTIVE:
+            del self.alerts[alert.key]
+            return
+        if change is AlertState.FIRING:
+            self.dispatcher.add(alert, at)
+        self._changed.append(alert)
+        when = alert.starts_at if change is AlertState.FIRING else alert.ends_at
+        transitions.append(
+            Transition(at if when is None else when, change, alert.fingerprint,
+                       dict(alert.labels), dict(alert.annotations))
+        )
+
+    def _catch_up(self, state: DeviceState, now: float) -> None:
+        """Step a streamed device's own alerts to its reading's time before judging it.
+
+        A streamed site's alerts are stepped on its watermark, which lags its readings by the
+        transit allowance (minutes of scenario time at speed); a device's own conditions depend
+        on its readings alone, so their life cycle can follow the readings, as it does under
+        ``scenario verify``: a condition that cleared and came back between two watermark steps
+        resolves and fires again, and hysteresis sees the state verify sees."""
+        for name in _READING_ALERTS:
+            alert = self.alerts.get((name, state.site, state.device))
+            due = alert.next_due() if alert is not None else None
+            # Strictly before: a reading at the very moment a timer runs out decides first,
+            # as in verify (it ticks up to, not at, a message's time before handling it).
+            if alert is not None and due is not None and due < now:
+                self._step_alert(alert, now, self._early)
 
     def _mute(self, now: float) -> set[str]:
         """Mark silenced and inhibited alerts; returns those a pending inhibitor holds back."""

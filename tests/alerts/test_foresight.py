@@ -243,13 +243,7 @@ def test_a_streamed_scenario_is_forecast_against_its_own_plan_on_its_own_clock(
     600x stream that announces its plan with its clock: ScheduledOutageAtRisk fires and
     resolves at the scenario times verify gives (it never fired live before: the forecast ran
     on the wall clock and knew no schedule)."""
-    from alerts.config import NotifySettings
-    from alerts.engine import Engine
-    from kordon.clock import SimulatedClock
-    from kordon.storage.alert_store import AlertStore
-    from kordon.streamclock import StreamClocks, announce
-    from simulators.engine import ScenarioRun
-    from simulators.timeline import run_plan
+    from tests.harness.instream import play_in_process
 
     scenario = _scenario(tmp_path)
     verified = replay_scenario(scenario, RulesSettings())  # type: ignore[arg-type]
@@ -258,35 +252,7 @@ def test_a_streamed_scenario_is_forecast_against_its_own_plan_on_its_own_clock(
         return [(t.labels["site"], t.state.value, t.at) for t in transitions
                 if t.labels["alertname"] == "ScheduledOutageAtRisk"]
 
-    run = ScenarioRun(scenario)  # type: ignore[arg-type]
-    speed, wall0, mono = 600.0, 1_900_000_000.0, [0.0]
-    wall = SimulatedClock(wall0)
-    clocks = StreamClocks(wall, lambda: mono[0])
-    transitions: list = []  # type: ignore[type-arg]
-    engine = Engine(RulesSettings(), NotifySettings(webhook_url="http://127.0.0.1:9/"),
-                    AlertStore(":memory:"), wall0, fleet=scenario.fleet,  # type: ignore[attr-defined]
-                    clocks=clocks, on_transition=transitions.append)
-    sites = list(scenario.fleet.sites)  # type: ignore[attr-defined]
-    plan = run_plan(scenario, run.start, sites)  # type: ignore[arg-type]
-    assert plan is not None and set(plan.groups) == set(sites)
-
-    def at(sim: float) -> float:  # the wall time at which the stream plays ``sim``
-        return wall0 + (sim - run.start) / speed
-
-    def move(to: float) -> None:
-        mono[0] += to - wall.now()
-        wall.advance(to - wall.now())
-
-    heard = -1.0
-    for message in run.delivered():
-        move(max(at(message.time), wall.now()))
-        if wall.now() - heard >= 1.0:  # the publisher re-announces every wall second
-            heard = wall.now()
-            clocks.handle("kordon/v1/clock/sim-t", announce(
-                "sim-t", sites, message.time, speed, wall=wall.now(), plan=plan).encode())
-            engine.sync(wall.now())
-        engine.handle(message.topic, message.payload, wall.now())
-        engine.tick(wall.now())
+    transitions, _start, _end = play_in_process(scenario, 600.0)
     live = risk(transitions)
     expected = risk(verified.transitions)
     assert expected and len(live) == len(expected), (live, expected)
