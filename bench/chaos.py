@@ -1,12 +1,20 @@
 """Chaos, the long run, and the broker-queue window.
 
     .venv/bin/python -m bench.chaos                 # the chaos scenario, InfluxDB down 60 s
+    .venv/bin/python -m bench.chaos --all-in-one    # every part killed once, paired HA setup
     .venv/bin/python -m bench.chaos --window        # how long may a collector stay away?
 
 The scenario is tests/chaos/scenario.py (the CI test runs it with a 15 s outage): 200 devices
 at 1 Hz, the collector SIGKILLed, InfluxDB stopped, the webhook receiver down, the alert
 engine SIGKILLed, Mosquitto restarted; then every acknowledged reading is checked in InfluxDB
 exactly once, the pages and their idempotency keys, the spool and outbox, leftover processes.
+
+``--all-in-one`` runs tests/chaos/allinone.py (the CI test runs it with a 12 s outage): two
+collectors in one MQTT 5 shared group and two engines pushing to a 2-node Alertmanager cluster
+whose webhook goes to an HTTP receiver; 300 devices at 1 Hz and an incident; one collector,
+one engine and one Alertmanager node SIGKILLed and restarted, Mosquitto restarted, InfluxDB
+down for ``--outage`` seconds; then acknowledged readings lost and stored twice, pages lost
+and duplicated (as defined in that module), spools, outboxes and leftover processes.
 
 ``--window`` SIGKILLs a collector (one alone, then one of two in an MQTT 5 shared group),
 keeps a numbered stream running at ``--rate`` until ``N`` messages were published for each N
@@ -20,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.chaos.allinone import AllInOneDurations, run_all_in_one
 from tests.chaos.scenario import Durations, run_chaos
 from tests.chaos.window import measure
 from tests.harness import InfluxServer, MosquittoServer
@@ -28,6 +37,11 @@ from tests.harness import InfluxServer, MosquittoServer
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--window", action="store_true", help="measure the queue window")
+    parser.add_argument(
+        "--all-in-one", action="store_true",
+        help="two collectors, two engines, two Alertmanager nodes; kill one of each",
+    )
+    parser.add_argument("--devices", type=int, default=300, help="--all-in-one: devices at 1 Hz")
     parser.add_argument("--rate", type=float, default=8000, help="stream rate, msgs/s")
     parser.add_argument(
         "--away", default="60000,70000,140000", help="messages published while away (list)"
@@ -56,6 +70,23 @@ def main() -> int:
                     )
                     print(result.text(), flush=True)
             return 0
+        if args.all_in_one:
+            report = run_all_in_one(
+                base / "all-in-one",
+                broker,
+                influx,
+                AllInOneDurations(
+                    warmup=10,
+                    collector_down=5,
+                    influx_down=args.outage,
+                    engine_down=5,
+                    alertmanager_down=10,
+                    tail=10,
+                ),
+                devices=args.devices,
+            )
+            print(report.text())
+            return 0 if report.ok else 1
         durations = Durations(
             warmup=10,
             collector_down=5,

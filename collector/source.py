@@ -5,6 +5,15 @@ split the stream, and a session expiry interval; MQTT 3.1.1 uses a plain subscri
 ``clean_session=False``. After every (re)connect the session-present flag is checked and the
 subscriptions are made again when the broker has forgotten the session: otherwise a
 collector can sit connected and receive nothing after a broker restart without persistence.
+
+A shared subscription is made again after *every* connect, session kept or not: Mosquitto
+2.0.11 restores a persistent session (its queued messages, the session-present flag) after a
+restart but not its shared subscriptions (``persist__subs_save`` writes a topic's plain
+subscribers only), so a member would sit connected and subscribed to nothing while the broker
+acknowledges and drops the stream (found by ``tests/chaos/allinone.py``). Subscribing again
+to a shared subscription the session still has changes nothing (Mosquitto only updates its
+QoS, and MQTT 5 sends no retained messages to shared subscriptions), and the session's
+in-flight messages still come back, so acknowledgement tracking carries on.
 """
 
 from __future__ import annotations
@@ -86,20 +95,29 @@ class MqttSource:
             return
         self.connected.set()
         self._on_connected()
-        if flags.session_present:
+        if flags.session_present and self.settings.protocol != "5":
             log.info(
                 "MQTT connected to %s:%s, session kept", self.settings.host, self.settings.port
             )
             self.ready.set()
             log.info("collector ready")
             return
-        log.info(
-            "MQTT connected to %s:%s without a session: subscribing to %s",
-            self.settings.host,
-            self.settings.port,
-            ", ".join(self.filters),
-        )
-        self._on_new_session()
+        if flags.session_present:
+            log.info(
+                "MQTT connected to %s:%s, session kept: subscribing to %s again (the broker "
+                "may have lost shared subscriptions over a restart)",
+                self.settings.host,
+                self.settings.port,
+                ", ".join(self.filters),
+            )
+        else:
+            log.info(
+                "MQTT connected to %s:%s without a session: subscribing to %s",
+                self.settings.host,
+                self.settings.port,
+                ", ".join(self.filters),
+            )
+            self._on_new_session()
         if self.settings.protocol == "5":
             options = SubscribeOptions(
                 qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE

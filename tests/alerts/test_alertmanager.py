@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ from tests.harness.alertmanager import (
     AMTOOL,
     EXAMPLE,
     AlertmanagerCluster,
-    AlertmanagerNode,
+    engine_notify,
     fast_config,
+    group_states,
 )
 from tests.harness.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
 from tests.harness.receivers import WebhookReceiver
@@ -49,28 +49,6 @@ def cluster(tmp_path: Path, hook: WebhookReceiver) -> Iterator[AlertmanagerClust
     nodes.stop()
 
 
-def engine_notify(urls: list[str]) -> str:
-    return f"""notify:
-  external_url: http://kordon.test/
-  receivers:
-    - name: am
-      alertmanager: {{urls: {json.dumps(urls)}, resend_delay: 2s, resolved_retention: 30s}}
-  watchdog: {{receiver: am, interval: 1s, labels: {{team: {json.dumps(TEAM)}}}}}
-"""
-
-
-def group_states(bodies: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
-    """How often each distinct notification (group, status, alerts and their states) came."""
-    return Counter(
-        (
-            body["groupKey"],
-            body["status"],
-            tuple(sorted((a["fingerprint"], a["status"]) for a in body["alerts"])),
-        )
-        for body in bodies
-    )
-
-
 def pushed_texts(workdir: Path) -> set[str]:
     """Every (labels, annotations) an engine pushed, from its outbox (JSON, canonical)."""
     db = sqlite3.connect(workdir / "data" / "alerts.sqlite")
@@ -85,15 +63,6 @@ def pushed_texts(workdir: Path) -> set[str]:
         for (payload,) in rows
         for alert in json.loads(payload)["alerts"]
     }
-
-
-def _merged(node: AlertmanagerNode, alertname: str) -> bool:
-    """Whether ``node`` merged a peer's notification-log entry for the group of
-    ``alertname`` sent to the ``oncall`` receiver (Alertmanager logs it at debug level)."""
-    return any(
-        "gossiping new entry" in line and alertname in line and "oncall" in line
-        for line in node.log_path.read_text(errors="replace").splitlines()
-    )
 
 
 def names(bodies: list[dict[str, Any]], status: str) -> set[str]:
@@ -183,8 +152,8 @@ def test_two_engines_two_nodes_page_once_and_survive_sigkill(
     engines: list[KordonProcess] = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        engine = make_alerts(engine_notify(cluster.urls), workdir=tmp_path / name,
-                             name=f"alerts-{name}-{site}")
+        engine = make_alerts(engine_notify(cluster.urls, watchdog_labels={"team": TEAM}),
+                             workdir=tmp_path / name, name=f"alerts-{name}-{site}")
         engine.start("alerts ready")
         engines.append(engine)
     devices = make_devices()
@@ -204,7 +173,7 @@ def test_two_engines_two_nodes_page_once_and_survive_sigkill(
     # that did not send the page has merged its entry (it logs "gossiping new entry"). A
     # node killed before that (within ~a gossip interval of notifying) lets its peer page the
     # same group again: Alertmanager's HA is at-least-once (docs/reliability.md).
-    wait_until(lambda: any(_merged(node, "SitePowerOutage") for node in cluster.nodes),
+    wait_until(lambda: any(node.merged("SitePowerOutage") for node in cluster.nodes),
                timeout=10, what="the page in both nodes' notification logs")
 
     # Mid-incident: SIGKILL one engine and one Alertmanager node.

@@ -66,7 +66,7 @@ def _counter(port: int, name: str) -> float:
     return 0.0
 
 
-class _Member:
+class Member:
     """One collector of the pair, with its own metrics port (counters reset on restart)."""
 
     def __init__(self, process: KordonProcess, port: int, client_id: str) -> None:
@@ -109,7 +109,7 @@ def run_paired(
     database = f"pair_{uuid.uuid4().hex[:8]}"
     # A group of its own: members of other runs on the same broker must not take a share.
     group = site
-    members: list[_Member] = []
+    members: list[Member] = []
     for name in ("a", "b"):
         port = free_port()
         process = collector_process(
@@ -122,7 +122,7 @@ def run_paired(
             shared_group=group,
             extra_config=f'  metrics_addr: "127.0.0.1:{port}"\n',
         )
-        members.append(_Member(process, port, f"{site}-{name}"))
+        members.append(Member(process, port, f"{site}-{name}"))
     a, b = members
 
     def event(text: str) -> None:

@@ -187,11 +187,11 @@ def run_chaos(
         single.start()
         expected = [("SitePowerOutage", incident_site), ("MainsPowerLost", "ups-9")]
         event(f"{devices} devices at 1 Hz and a 3-UPS site running")
-        _pause(durations.warmup)
+        pause(durations.warmup)
 
         collector.stop(signal.SIGKILL)
         event("collector SIGKILLed")
-        _pause(durations.collector_down)
+        pause(durations.collector_down)
         collector.start(ready_line="collector ready")
         event("collector restarted")
 
@@ -205,18 +205,18 @@ def run_chaos(
             incident.set(name, **ups_on_battery(90.0, drain=0.01))
         single.set("ups-9", **ups_on_battery(90.0, drain=0.01))
         event("incident: a 3-UPS site and the UPS of another site on battery")
-        _pause(2.0)
+        pause(2.0)
         engine.stop(signal.SIGKILL)
         event("alert engine SIGKILLed")
-        _pause(durations.engine_down)
+        pause(durations.engine_down)
         engine.start(ready_line="alerts ready")
         event("alert engine restarted")
-        _pause(durations.influx_down - (time.monotonic() - influx_down))
+        pause(durations.influx_down - (time.monotonic() - influx_down))
         influx.start()
         event("InfluxDB back")
         broker.restart()
         event("Mosquitto restarted")
-        _pause(durations.receiver_down - (time.monotonic() - receiver_down))
+        pause(durations.receiver_down - (time.monotonic() - receiver_down))
         hook.start()
         event("webhook receiver back")
         wait_until(
@@ -229,7 +229,7 @@ def run_chaos(
             incident.set(name, **UPS_ON_MAINS, _drain=None)
         single.set("ups-9", **UPS_ON_MAINS, _drain=None)
         event("incident over: mains back")
-        _pause(durations.tail)
+        pause(durations.tail)
         stream.stop(settle=60)
         stream_acked = stream.acked
         stream = None
@@ -245,10 +245,10 @@ def run_chaos(
         _check_notifications(hook, expected, report)
         outbox = tmp_path / "data" / "alerts.sqlite"
         try:
-            wait_until(lambda: _outbox_pending(outbox) == 0, 30, what="the outbox to drain")
+            wait_until(lambda: outbox_pending(outbox) == 0, 30, what="the outbox to drain")
         finally:
-            report.outbox_pending = _outbox_pending(outbox)
-        report.spool_backlog = _spool_backlog(metrics_port)
+            report.outbox_pending = outbox_pending(outbox)
+        report.spool_backlog = spool_backlog(metrics_port)
     finally:
         if stream is not None:
             stream.stop(settle=5)
@@ -260,18 +260,18 @@ def run_chaos(
             if code not in (0, None):
                 report.leftover.append(f"{process.args} exited {code}")
         hook.stop()
-        report.leftover += _left_behind(tmp_path, broker, influx)
+        report.leftover += left_behind(tmp_path, broker, influx)
         report.seconds = time.monotonic() - started
     return report
 
 
-def _left_behind(folder: Path, broker: MosquittoServer, influx: InfluxServer) -> list[str]:
+def left_behind(folder: Path, broker: MosquittoServer, influx: InfluxServer) -> list[str]:
     """Processes of this run still alive, other than the broker and database it was given."""
     servers = {str(p.process.pid) for p in (broker, influx) if p.process is not None}
     return [line for line in _processes_of(folder) if line.split(":")[0] not in servers]
 
 
-def _pause(seconds: float) -> None:
+def pause(seconds: float) -> None:
     if seconds > 0:
         deadline = time.monotonic() + seconds
         wait_until(lambda: time.monotonic() >= deadline, seconds + 5, interval=0.1)
@@ -285,13 +285,15 @@ class Stored:
     stored: int
     missing: int
     duplicates: int
+    lost: frozenset[tuple[str, int]] = frozenset()  # the missing (device, seq) themselves
 
 
 def check_stored(
     influx: InfluxServer, database: str, site: str, acked: set[tuple[str, int]],
-    interval: float = 1.0,
+    interval: float = 1.0, wait_for: set[tuple[str, int]] | None = None,
 ) -> Stored:
-    """Waits (90 s at most) for every acknowledged reading, then counts missing and twice."""
+    """Waits (90 s at most) for every acknowledged reading (or those of ``wait_for``), then
+    counts missing and twice."""
 
     def rows() -> list[tuple[str, int]]:
         return [
@@ -300,11 +302,11 @@ def check_stored(
         ]
 
     with contextlib.suppress(TimeoutError):
-        wait_until(lambda: acked <= set(rows()), 90, interval=interval,
-                   what="every acked reading")
+        wait_until(lambda: (acked if wait_for is None else wait_for) <= set(rows()), 90,
+                   interval=interval, what="every acked reading")
     points = rows()
-    return Stored(len(acked), len(points), len(acked - set(points)),
-                  len(points) - len(set(points)))
+    lost = frozenset(acked - set(points))
+    return Stored(len(acked), len(points), len(lost), len(points) - len(set(points)), lost)
 
 
 def _check_stored(
@@ -347,14 +349,14 @@ def _check_notifications(
                 report.missing_alerts.append(f"{name}/{key}/{status}")
 
 
-def _outbox_pending(db: Path) -> int:
+def outbox_pending(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return int(
             conn.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
         )
 
 
-def _spool_backlog(port: int) -> float:
+def spool_backlog(port: int) -> float:
     def read() -> float | None:
         for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
             if line.startswith("kordon_collector_spool_backlog_bytes "):

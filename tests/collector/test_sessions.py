@@ -66,6 +66,37 @@ def test_collector_resubscribes_when_the_broker_lost_the_session(
     assert collector.stop() == 0
 
 
+def test_mqtt5_member_subscribes_again_after_a_broker_restart(
+    tmp_path: Path,
+    own_mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
+    database: str,
+    site: str,
+    make_collector: MakeProcess,
+) -> None:
+    """Mosquitto 2.0.11 keeps a persistent session over a restart (session present) but not
+    its shared subscriptions: a member that trusted the session flag sat connected and
+    subscribed to nothing, and the broker acknowledged and dropped every later reading
+    (found by tests/chaos/allinone.py)."""
+    collector = make_collector(mosquitto=own_mosquitto, client_id="c-restart", protocol="5")
+    collector.start(ready_line="collector ready")
+    own_mosquitto.restart()  # SIGTERM: the broker saves the session, not its $share filters
+    wait_until(
+        lambda: "session kept" in collector.log_text()
+        and collector.log_text().count("collector ready") >= 2,
+        30,
+        what="the member back after the broker restart",
+    )
+    stream = StreamPublisher(
+        own_mosquitto.host, own_mosquitto.port, site, devices=5, rate=200
+    ).start()
+    wait_until(lambda: stream.sent >= 200, 20, what="200 messages")
+    stream.stop()
+    assert_all_stored_once(influxdb, database, site, stream.acked)
+    assert len(stored(influxdb, database, site)) >= 200
+    assert collector.stop() == 0
+
+
 def test_metrics_endpoint_exposes_collector_counters(
     tmp_path: Path,
     mosquitto: MosquittoServer,

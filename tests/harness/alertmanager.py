@@ -7,7 +7,9 @@ for tests and its webhook receivers pointed at a test's :class:`WebhookReceiver`
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,38 @@ def fast_config(
         for webhook in receiver["webhook_configs"]:
             webhook["url"] = urls[receiver["name"]]
     return config
+
+
+def engine_notify(
+    urls: list[str], *, resend_delay: str = "2s", watchdog_labels: dict[str, str] | None = None
+) -> str:
+    """A Kordon engine's ``notify`` section pushing every alert to the Alertmanager ``urls``
+    (the ``alertmanager`` receiver kind), with its Watchdog every second."""
+    labels = f", labels: {json.dumps(watchdog_labels)}" if watchdog_labels else ""
+    push = f"urls: {json.dumps(urls)}, resend_delay: {resend_delay}, resolved_retention: 30s"
+    return f"""notify:
+  external_url: http://kordon.test/
+  receivers:
+    - name: am
+      alertmanager: {{{push}}}
+  watchdog: {{receiver: am, interval: 1s{labels}}}
+"""
+
+
+def group_states(bodies: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
+    """How often each distinct notification (group, status, alerts and their states) came.
+
+    Alertmanager notifies a group again only when its alerts or their states changed, or
+    after ``repeat_interval``: within that interval a count above 1 is a duplicate page.
+    """
+    return Counter(
+        (
+            body["groupKey"],
+            body["status"],
+            tuple(sorted((a["fingerprint"], a["status"]) for a in body["alerts"])),
+        )
+        for body in bodies
+    )
 
 
 class AlertmanagerNode(_Server):
@@ -89,6 +123,15 @@ class AlertmanagerNode(_Server):
     def alerts(self, **params: str) -> list[dict[str, Any]]:
         return httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=2.0).json()
 
+    def merged(self, alertname: str, receiver: str = "oncall") -> bool:
+        """Whether this node merged a peer's notification-log entry for the group of
+        ``alertname`` sent to ``receiver`` (Alertmanager logs it at debug level): the
+        peer notified, and this node knows it."""
+        return any(
+            "gossiping new entry" in line and alertname in line and receiver in line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+        )
+
 
 class AlertmanagerCluster:
     def __init__(self, workdir: Path, config: dict[str, Any], size: int = 2) -> None:
@@ -105,16 +148,20 @@ class AlertmanagerCluster:
     def start(self) -> AlertmanagerCluster:
         for node in self.nodes:
             node.start()
-        wait_until(
-            lambda: all(
-                len(n.status()["cluster"]["peers"]) == len(self.nodes)
-                and n.status()["cluster"]["status"] == "ready"
-                for n in self.nodes
-            ),
-            timeout=30,
-            what="the Alertmanager nodes to form one cluster",
-        )
+        self.wait_formed()
         return self
+
+    def formed(self) -> bool:
+        """Every node up, sees every node as a peer and has settled its gossip."""
+        return all(
+            len(n.status()["cluster"]["peers"]) == len(self.nodes)
+            and n.status()["cluster"]["status"] == "ready"
+            for n in self.nodes
+        )
+
+    def wait_formed(self, timeout: float = 30) -> None:
+        wait_until(self.formed, timeout=timeout,
+                   what="the Alertmanager nodes to form one cluster")
 
     def stop(self) -> None:
         for node in self.nodes:
