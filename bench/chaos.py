@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.chaos                 # the chaos scenario, InfluxDB down 60 s
     .venv/bin/python -m bench.chaos --all-in-one    # every part killed once, paired HA setup
+    .venv/bin/python -m bench.chaos --all-in-one --pair shared  # the MQTT 5 shared group
     .venv/bin/python -m bench.chaos --window        # how long may a collector stay away?
 
 The scenario is tests/chaos/scenario.py (the CI test runs it with a 15 s outage): 200 devices
@@ -10,11 +11,14 @@ engine SIGKILLed, Mosquitto restarted; then every acknowledged reading is checke
 exactly once, the pages and their idempotency keys, the spool and outbox, leftover processes.
 
 ``--all-in-one`` runs tests/chaos/allinone.py (the CI test runs it with a 12 s outage): two
-collectors in one MQTT 5 shared group and two engines pushing to a 2-node Alertmanager cluster
-whose webhook goes to an HTTP receiver; 300 devices at 1 Hz and an incident; one collector,
-one engine and one Alertmanager node SIGKILLed and restarted, Mosquitto restarted, InfluxDB
-down for ``--outage`` seconds; then acknowledged readings lost and stored twice, pages lost
-and duplicated (as defined in that module), spools, outboxes and leftover processes.
+collectors, a mirrored pair (``--pair mirrored``, the default: MQTT 3.1.1, each its own client
+id and the whole stream) or one MQTT 5 shared group (``--pair shared``, which loses the
+readings of the second before its members subscribe again after the broker restart), and two
+engines pushing to a 2-node Alertmanager cluster whose webhook goes to an HTTP receiver; 300
+devices at 1 Hz and an incident; one collector, one engine and one Alertmanager node
+SIGKILLed and restarted, Mosquitto restarted, InfluxDB down for ``--outage`` seconds; then
+acknowledged readings lost and stored twice, pages lost and duplicated (as defined in that
+module), spools, outboxes and leftover processes.
 
 ``--window`` SIGKILLs a collector (one alone, then one of two in an MQTT 5 shared group),
 keeps a numbered stream running at ``--rate`` until ``N`` messages were published for each N
@@ -28,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.chaos.allinone import AllInOneDurations, run_all_in_one
+from tests.chaos.allinone import COLLECTOR_MODES, AllInOneDurations, run_all_in_one
 from tests.chaos.scenario import Durations, run_chaos
 from tests.chaos.window import measure
 from tests.harness import InfluxServer, MosquittoServer
@@ -42,6 +46,11 @@ def main() -> int:
         help="two collectors, two engines, two Alertmanager nodes; kill one of each",
     )
     parser.add_argument("--devices", type=int, default=300, help="--all-in-one: devices at 1 Hz")
+    parser.add_argument(
+        "--pair", choices=("mirrored", "shared"), default="mirrored",
+        help="--all-in-one: the collectors, a mirrored pair on MQTT 3.1.1 (each the whole "
+        "stream) or one MQTT 5 shared group",
+    )
     parser.add_argument("--rate", type=float, default=8000, help="stream rate, msgs/s")
     parser.add_argument(
         "--away", default="60000,70000,140000", help="messages published while away (list)"
@@ -71,6 +80,7 @@ def main() -> int:
                     print(result.text(), flush=True)
             return 0
         if args.all_in_one:
+            print(f"all in one, collectors: {COLLECTOR_MODES[args.pair]}", flush=True)
             report = run_all_in_one(
                 base / "all-in-one",
                 broker,
@@ -84,6 +94,7 @@ def main() -> int:
                     tail=10,
                 ),
                 devices=args.devices,
+                collectors="shared" if args.pair == "shared" else "mirrored",
             )
             print(report.text())
             return 0 if report.ok else 1

@@ -4,7 +4,7 @@ The whole high-availability topology runs for real on loopback::
 
     StreamPublisher (numbered UPS readings, QoS 1), an incident site, a lone UPS
       --> Mosquitto (deploy/mosquitto.conf: persistence, no queue limit)
-            |--> collector a, collector b: one MQTT 5 shared group --> spools --> InfluxDB
+            |--> collector a, collector b --> their own spools --> InfluxDB
             '--> engine a, engine b (``kordon run --roles alerts``, own data dirs)
                    --> every alert pushed to both nodes of a 2-node Alertmanager cluster
                        (deploy/alertmanager.yml, short timings) --> webhook --> HTTP receiver
@@ -17,18 +17,33 @@ SIGKILLs engine a mid-incident and restarts it, SIGKILLs the Alertmanager node t
 incident's pages and restarts it (it rejoins the cluster under a new name, so the resolved
 pages go through a cluster with a restarted member), restarts Mosquitto, and starts InfluxDB.
 
+The two collectors run in one of two modes (``collectors``):
+
+- ``"mirrored"`` (CI, and ``bench/chaos.py --all-in-one``'s default): a mirrored pair. Each
+  collector is on MQTT 3.1.1 with its own client id and a plain persistent subscription
+  (``clean_session=False``), so each receives and stores the whole stream. A reading is
+  written twice, to the same InfluxDB point (measurement, tags and the device's ``ts``), so
+  it is still stored once. Mosquitto persists plain subscriptions over a restart, so nothing
+  may be lost at all: the run fails on any acknowledged reading missing, and on a collector
+  that did not receive (almost) the whole stream (counted over its lives).
+- ``"shared"``: both collectors in one MQTT 5 shared group, each taking a round-robin share.
+  Mosquitto 2.0.11 does not persist shared subscriptions, so the broker restart drops the
+  readings published until the members subscribe again (see below); the run counts that
+  window on its own and fails on a loss at any other time.
+
 What it counts, and how:
 
 - **Acknowledged readings lost**: (device, seq) pairs the broker acknowledged (PUBACK) to the
   publisher that are not in InfluxDB; **stored twice**: points beyond one per (device, seq)
   (:func:`tests.chaos.scenario.check_stored`). The lost are also split by when they were
-  published: Mosquitto 2.0.11 restores a persistent session over a restart but not its
-  shared subscriptions, so from the restart until both collectors subscribed again (they
-  now do after every connect, ``collector/source.py``) the group has no subscription and
-  the broker acknowledges and drops the stream. That window (about a second) is counted
-  on its own; a reading lost at any other time fails the run. Before the collectors
-  subscribed again after every connect, the window never closed: they sat connected,
-  "session kept", and every later reading was dropped (this run found it).
+  published. In the shared mode, Mosquitto 2.0.11 restores a persistent session over a
+  restart but not its shared subscriptions, so from the restart until both collectors
+  subscribed again (they now do after every connect, ``collector/source.py``) the group has
+  no subscription and the broker acknowledges and drops the stream. That window (about a
+  second) is counted on its own; a reading lost at any other time fails the run. Before
+  the collectors subscribed again after every connect, the window never closed: they sat
+  connected, "session kept", and every later reading was dropped (this run found it). In
+  the mirrored mode the same window is printed and must hold no loss either.
 - **Pages lost**: of the four expected pages (firing and resolved of SitePowerOutage of the
   incident site and of MainsPowerLost of the lone UPS), those the receiver behind
   Alertmanager never got.
@@ -64,7 +79,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tests.chaos.paired import Member
 from tests.chaos.scenario import (
@@ -91,6 +106,15 @@ from tests.harness.receivers import WebhookReceiver
 
 LONE_UPS = "ups-9"
 
+CollectorMode = Literal["shared", "mirrored"]
+COLLECTOR_MODES: dict[str, str] = {
+    "mirrored": "a mirrored pair (MQTT 3.1.1, each its own client id and the whole stream)",
+    "shared": "one MQTT 5 shared group (each a round-robin share)",
+}
+# Mirrored: each collector received at least this share of what the broker acknowledged (its
+# messages also carry the incident devices and statuses, so the whole stream is above 1).
+WHOLE_STREAM = 0.95
+
 
 @dataclass
 class AllInOneDurations:
@@ -106,12 +130,14 @@ class AllInOneDurations:
 
 @dataclass
 class AllInOneReport:
+    collectors: CollectorMode = "mirrored"
     acked: int = 0
     stored: int = 0
     missing: int = 0
     duplicates: int = 0
-    # Of the missing, those published while the shared group had no subscription: from the
-    # Mosquitto restart until both collectors had subscribed again (see the module docstring).
+    # Of the missing, those published from the Mosquitto restart until both collectors were
+    # ready again: a shared group has no subscription then (see the module docstring); a
+    # mirrored pair's plain subscriptions persist, so it must be 0 there too.
     missing_in_restart_window: int = 0
     restart_window: float = 0.0  # seconds
     expected_pages: list[str] = field(default_factory=list)
@@ -121,6 +147,7 @@ class AllInOneReport:
     unexpected_pages: list[str] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)  # every page, as received
     shares: list[int] = field(default_factory=list)  # messages per collector, last lives
+    received: list[int] = field(default_factory=list)  # messages per collector, all lives
     outbox_pending: int = -1
     spool_backlog: float = -1
     leftover: list[str] = field(default_factory=list)
@@ -128,10 +155,21 @@ class AllInOneReport:
     seconds: float = 0.0
 
     @property
+    def whole_stream(self) -> bool:
+        """Mirrored: whether each collector received (almost) the whole stream."""
+        return bool(self.received) and all(
+            count >= WHOLE_STREAM * self.acked for count in self.received
+        )
+
+    @property
     def ok(self) -> bool:
+        if self.collectors == "mirrored":
+            readings_ok = not self.missing and self.whole_stream
+        else:
+            readings_ok = self.missing == self.missing_in_restart_window
         return (
             self.acked > 0
-            and self.missing == self.missing_in_restart_window
+            and readings_ok
             and not self.duplicates
             and bool(self.expected_pages)
             and not self.pages_lost
@@ -146,28 +184,38 @@ class AllInOneReport:
     def verdict(self) -> str:
         if not self.ok:
             return "FAIL"
-        if self.missing:
+        if self.missing:  # shared mode only: a mirrored pair passes with none lost
             return (f"PASS but for the broker restart: {self.missing} acknowledged readings "
                     "lost while the shared group had no subscription")
         return "PASS"
 
     def text(self) -> str:
-        lines = [f"all-in-one chaos run of {self.seconds:.0f} s:"]
+        if self.collectors == "shared":
+            restart_note = " (Mosquitto 2.0.11 does not persist shared subscriptions)"
+            whole_note = ""
+        else:
+            restart_note = " (plain subscriptions, persisted by Mosquitto)"
+            whole_note = (f" (each at least {WHOLE_STREAM:.0%} of the {self.acked} acknowledged "
+                          f"readings: {'yes' if self.whole_stream else 'NO'})")
+        lines = [f"all-in-one chaos run of {self.seconds:.0f} s, collectors: "
+                 f"{COLLECTOR_MODES[self.collectors]}:"]
         lines += [f"  {event}" for event in self.events]
         lines += [f"  page {page}" for page in self.notifications]
         lines += [
             f"  readings acknowledged by the broker: {self.acked}; in InfluxDB: {self.stored}",
             f"  acknowledged readings lost: {self.missing}; stored twice: {self.duplicates}",
             f"    of the lost, published in the {self.restart_window:.1f} s from the Mosquitto "
-            f"restart until both collectors had subscribed again (Mosquitto 2.0.11 does not "
-            f"persist shared subscriptions): {self.missing_in_restart_window}; at any other "
-            f"time: {self.missing - self.missing_in_restart_window}",
+            f"restart until both collectors were ready again{restart_note}: "
+            f"{self.missing_in_restart_window}; at any other time: "
+            f"{self.missing - self.missing_in_restart_window}",
             f"  pages expected: {len(self.expected_pages)}; lost: {len(self.pages_lost)}"
             f"{f' {self.pages_lost}' if self.pages_lost else ''}; duplicated: "
             f"{self.pages_duplicated}{f' {self.repeated}' if self.repeated else ''}",
             f"  notifications from Alertmanager: {len(self.notifications)}; unexpected pages: "
             f"{self.unexpected_pages or 'none'}",
-            f"  messages per collector (last lives): {self.shares}; spool backlog bytes: "
+            f"  messages per collector, last lives: {self.shares}; all lives: {self.received}"
+            f"{whole_note}",
+            f"  spool backlog bytes: "
             f"{self.spool_backlog:.0f}; outbox pending: {self.outbox_pending}; "
             f"processes left: {self.leftover or 'none'}",
             f"  verdict: {self.verdict}",
@@ -202,8 +250,12 @@ def run_all_in_one(
     durations: AllInOneDurations,
     devices: int = 300,
     log: Callable[[str], None] = print,
+    collectors: CollectorMode = "mirrored",
 ) -> AllInOneReport:
-    report = AllInOneReport()
+    if collectors not in COLLECTOR_MODES:
+        raise ValueError(f"collectors: {collectors!r}, not one of {sorted(COLLECTOR_MODES)}")
+    report = AllInOneReport(collectors=collectors)
+    mirrored = collectors == "mirrored"
     tmp_path.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tag = uuid.uuid4().hex[:6]
@@ -219,7 +271,7 @@ def run_all_in_one(
     cluster = AlertmanagerCluster(
         tmp_path / "alertmanager", fast_config(hook.url("/hook"), hook.url("/watchdog")), size=2
     )
-    collectors: list[Member] = []
+    members: list[Member] = []
     for name in ("a", "b"):
         port, client_id = free_port(), f"{site}-collector-{name}"
         process = collector_process(
@@ -227,12 +279,15 @@ def run_all_in_one(
             broker,
             influx,
             database,
-            client_id=client_id,
-            protocol="5",
-            shared_group=site,  # a group of its own: no other run's member takes a share
+            client_id=client_id,  # its own in both modes: its own session and spool
+            # Mirrored: plain persistent subscriptions (clean_session=False), which Mosquitto
+            # keeps over a restart; shared: a group of its own, so no other run's member
+            # takes a share.
+            protocol="3.1.1" if mirrored else "5",
+            shared_group=site,
             extra_config=f'  metrics_addr: "127.0.0.1:{port}"\n',
         )
-        collectors.append(Member(process, port, client_id))
+        members.append(Member(process, port, client_id))
     engines: list[KordonProcess] = []
     engine_dirs = [tmp_path / f"engine-{name}" for name in ("a", "b")]
     for name, folder in zip(("a", "b"), engine_dirs, strict=True):
@@ -262,7 +317,7 @@ def run_all_in_one(
 
     try:
         cluster.start()
-        _start_all([member.process for member in collectors], "collector ready")
+        _start_all([member.process for member in members], "collector ready")
         _start_all(engines, "alerts ready")
         start_ts = int(time.time())
         stream = StreamPublisher(
@@ -276,14 +331,17 @@ def run_all_in_one(
         lone.add("ups", LONE_UPS, **UPS_ON_MAINS)
         lone.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
         lone.start()
-        wait_until(lambda: all(m.received() > 0 for m in collectors), 30,
-                   what="both collectors of the group fed")
+        wait_until(lambda: all(m.received() > 0 for m in members), 30,
+                   what="both collectors fed")
         wait_until(lambda: hook.bodies("/watchdog"), 30, what="the Watchdog via Alertmanager")
-        event(f"{devices} devices at 1 Hz, a 3-UPS site and a lone UPS; 2 collectors in one "
-              "shared group, 2 engines, 2 Alertmanager nodes; Watchdog through Alertmanager")
+        pair = "mirrored (MQTT 3.1.1)" if mirrored else "in one shared group (MQTT 5)"
+        event(f"{devices} devices at 1 Hz, a 3-UPS site and a lone UPS; 2 collectors {pair}, "
+              "2 engines, 2 Alertmanager nodes; Watchdog through Alertmanager")
         pause(durations.warmup)
 
-        collector = collectors[0]
+        collector = members[0]
+        # Its counter starts again at 0 in the next life: keep what this one received.
+        first_life = int(collector.received())
         collector.kill()
         event("collector a SIGKILLed")
         pause(durations.collector_down)
@@ -323,17 +381,25 @@ def run_all_in_one(
         cluster.wait_formed()
         event(f"Alertmanager node {sender} restarted; the cluster formed again")
 
-        offsets = [member.process.log_path.stat().st_size for member in collectors]
+        offsets = [member.process.log_path.stat().st_size for member in members]
         broker_stopped = time.time()
         broker.restart()
         event("Mosquitto restarted")
         resubscribed = wait_until(
-            lambda: _subscribed_again(collectors, offsets), 30,
-            what="both collectors subscribed again",
+            lambda: _subscribed_again(members, offsets), 30,
+            what="both collectors ready again",
         )
         report.restart_window = resubscribed - broker_stopped
-        event(f"both collectors subscribed again, {report.restart_window:.1f} s after the "
-              "broker stopped")
+        if mirrored:
+            kept = sum(
+                any("session kept" in line for line in _log_since(member, offset))
+                for member, offset in zip(members, offsets, strict=True)
+            )
+            again = f"reconnected, sessions kept by {kept} of 2,"
+        else:
+            again = "subscribed again"
+        event(f"both collectors {again} {report.restart_window:.1f} s after the broker "
+              "stopped")
         pause(durations.influx_down - (time.monotonic() - influx_stopped))
         influx.start()
         event(f"InfluxDB back after {time.monotonic() - influx_stopped:.0f} s")
@@ -357,18 +423,20 @@ def run_all_in_one(
         def in_window(reading: tuple[str, int]) -> bool:
             return first <= start_ts + reading[1] <= last
 
-        # Wait for what must arrive (the window's readings may never), then for the spools
-        # to drain, and count.
+        # Wait for what must arrive (a shared group's window readings may never; a mirrored
+        # pair must store every one), then for the spools to drain, and count.
         check_stored(influx, database, site, acked, interval=0.5,
-                     wait_for={reading for reading in acked if not in_window(reading)})
-        backlogs = [spool_backlog(member.port) for member in collectors]
+                     wait_for=set(acked) if mirrored
+                     else {reading for reading in acked if not in_window(reading)})
+        backlogs = [spool_backlog(member.port) for member in members]
         report.spool_backlog = -1.0 if -1.0 in backlogs else sum(backlogs)
         found = check_stored(influx, database, site, acked, wait_for=set())
         report.acked, report.stored = found.acked, found.stored
         report.missing, report.duplicates = found.missing, found.duplicates
         report.missing_in_restart_window = sum(1 for reading in found.lost if in_window(reading))
         event("every acknowledged reading checked in InfluxDB")
-        report.shares = [int(member.received()) for member in collectors]
+        report.shares = [int(member.received()) for member in members]
+        report.received = [first_life + report.shares[0], *report.shares[1:]]
         outboxes = [folder / "data" / "alerts.sqlite" for folder in engine_dirs]
         with contextlib.suppress(TimeoutError):
             wait_until(lambda: sum(outbox_pending(db) for db in outboxes) == 0, 30,
@@ -380,7 +448,7 @@ def run_all_in_one(
         for publisher in (incident, lone):
             if publisher is not None:
                 publisher.stop()
-        for process in [member.process for member in collectors] + engines:
+        for process in [member.process for member in members] + engines:
             code = process.stop()
             if code not in (0, None):
                 report.leftover.append(f"{process.args} exited {code}")
@@ -388,7 +456,7 @@ def run_all_in_one(
         hook.stop()
         # Counted once every sender is gone, so a late duplicate is counted too.
         _check_pages(hook, expected, started, report)
-        for member in collectors:
+        for member in members:
             # Leave no session behind to take a share of a later run on this broker.
             with contextlib.suppress(TimeoutError, OSError):
                 clear_session(broker.host, broker.port, member.client_id)
@@ -397,14 +465,20 @@ def run_all_in_one(
     return report
 
 
-def _subscribed_again(collectors: list[Member], offsets: list[int]) -> float | None:
-    """When the last of ``collectors`` logged "collector ready" (after its SUBACK) past its
-    log ``offsets``, as wall-clock seconds; None while one has not."""
+def _log_since(member: Member, offset: int) -> list[str]:
+    """The lines ``member``'s log gained past ``offset``."""
+    with member.process.log_path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace").splitlines()
+
+
+def _subscribed_again(members: list[Member], offsets: list[int]) -> float | None:
+    """When the last of ``members`` logged "collector ready" (after its SUBACK, or on a
+    connect whose session an MQTT 3.1.1 broker kept) past its log ``offsets``, as wall-clock
+    seconds; None while one has not."""
     times = []
-    for member, offset in zip(collectors, offsets, strict=True):
-        with member.process.log_path.open("rb") as handle:
-            handle.seek(offset)
-            lines = handle.read().decode(errors="replace").splitlines()
+    for member, offset in zip(members, offsets, strict=True):
+        lines = _log_since(member, offset)
         ready = [line for line in lines if line.endswith("collector ready")]
         if not ready:
             return None
