@@ -281,3 +281,20 @@ def test_scenario_errors_name_the_line_and_the_key(tmp_path: Path):
     for body, message in cases.items():
         with pytest.raises(FleetError, match=message):
             load_scenario(write_scenario(tmp_path, body))
+
+
+def test_scenario_fleet_prints_the_fleet_a_rehearsal_loads(tmp_path: Path) -> None:
+    """`kordon scenario fleet` (the real command): a valid fleet file with the scenario's
+    overrides applied, loadable as KORDON_FLEET; an unknown scenario is a clear error."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "kordon", "scenario", "fleet", "battery-wear"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    (tmp_path / "fleet.yaml").write_text(done.stdout)
+    fleet = load_fleet(tmp_path / "fleet.yaml")
+    assert fleet.autonomy("rava-ruska", "ups-it") == 3600.0  # the scenario's override
+    assert fleet == load_scenario("battery-wear").fleet
+    bad = subprocess.run([sys.executable, "-m", "kordon", "scenario", "fleet", "no-such"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no-such" in bad.stderr and "library has" in bad.stderr
