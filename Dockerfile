@@ -26,9 +26,9 @@ RUN groupadd --system --gid 10001 kordon \
     && install -d -o kordon -g kordon -m 0750 /var/lib/kordon
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-# `kordon dashboards check|push` look here (sys.prefix/share/kordon/dashboards).
-COPY dashboards/*.json /usr/local/share/kordon/dashboards/
-COPY dashboards/provisioning /usr/local/share/kordon/dashboards/provisioning
+# `kordon dashboards check|push` look here (sys.prefix/share/dashboards).
+COPY dashboards/*.json /usr/local/share/dashboards/
+COPY dashboards/provisioning /usr/local/share/dashboards/provisioning
 USER kordon
 WORKDIR /var/lib/kordon
 VOLUME ["/var/lib/kordon"]

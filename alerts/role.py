@@ -41,7 +41,7 @@ from kordon.schedule import ScheduleService
 from kordon.schedule.snapshot import snapshot_path
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.battery_store import BatteryStore
-from kordon.storage.telemetry import open_telemetry_store
+from kordon.storage.stores import open_telemetry_store
 from kordon.streamclock import ClockError, StreamClocks
 
 log = logging.getLogger("alerts")

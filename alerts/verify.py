@@ -1,7 +1,7 @@
 """Check expectations against what the real engine did with a stream: ``scenario verify``.
 
 The role ``promtool test rules`` plays for Prometheus: a stream of timed messages (a
-scenario run, fed by the composition layer, kordon/app/verify.py) runs fast-forward through
+scenario run, fed by the composition layer, composition/verify.py) runs fast-forward through
 the real engine on the stream's clock, and every expectation is checked against the alert
 transitions:
 

@@ -6,7 +6,7 @@ MQTT follower (``state``, ``live``), telemetry history (``telemetry``), alerts, 
 silences in the alert store (``alerts``), bearer tokens with roles (``auth``), problem
 documents (``problems``) and Prometheus metrics (``stats``). Scenario runs started from the
 page are ``kordon simulate`` subprocesses; the scenario library the API lists is handed in by
-the composition layer (``kordon.app``), so the API never imports the simulators and runs
+the composition layer (``composition``), so the API never imports the simulators and runs
 without a library when none is given.
 
 Like every role, this package depends on ``kordon`` only, never on another role.

@@ -12,7 +12,7 @@ from api.state import DeviceStates
 from api.stats import ApiStats
 from kordon.clock import Clock
 from kordon.config import Settings
-from kordon.storage.telemetry import TelemetryStores
+from kordon.storage.stores import TelemetryStores
 
 
 @dataclass

@@ -28,7 +28,8 @@ from kordon import metrics
 from kordon.clock import Clock
 from kordon.config import ConfigError, Settings, split_host_port
 from kordon.fleet import Fleet, FleetError, load_fleet
-from kordon.storage.telemetry import StoreError, TelemetryStores
+from kordon.storage.stores import TelemetryStores
+from kordon.storage.telemetry import StoreError
 
 log = logging.getLogger("api")
 _REBUILD_EVERY = 0.5  # seconds: how stale the shared device list may be

@@ -4,7 +4,7 @@ The API never imports the simulators: the composition layer hands it the library
 (``api.scenarios_dir`` overrides it; with neither, the library is empty and nothing can be
 run). It reads the YAML files there for their name, description and duration, and runs a
 scenario the way a technician would, as
-``python -m kordon simulate FILE --speed N`` in a process of its own. A run therefore talks to
+``python -m composition simulate FILE --speed N`` in a process of its own. A run therefore talks to
 the rest of Kordon through the broker like real devices, and stopping it (SIGTERM, then
 SIGKILL) cannot disturb the API.
 """
@@ -199,7 +199,7 @@ class ScenarioRunner:
             command = [
                 sys.executable,
                 "-m",
-                "kordon",
+                "composition",
                 "simulate",
                 str(info.path),
                 "--speed",

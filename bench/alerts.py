@@ -84,9 +84,9 @@ def tick_benchmark(devices: int, ticks: int) -> dict[str, float]:
 
 
 def latency_benchmark(rate: float, trials: int) -> dict[str, float]:
-    from tests.harness import KordonProcess, MosquittoServer, wait_until
-    from tests.harness.mqtt import Publisher, StreamPublisher
-    from tests.harness.receivers import WebhookReceiver
+    from testkit import KordonProcess, MosquittoServer, wait_until
+    from testkit.mqtt import Publisher, StreamPublisher
+    from testkit.receivers import WebhookReceiver
 
     work = Path(tempfile.mkdtemp(prefix="kordon-bench-alerts-"))
     broker = MosquittoServer(work / "mosquitto")

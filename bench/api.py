@@ -29,8 +29,8 @@ import yaml
 from bench.common import peak_rss_mb, start_servers
 from kordon.config import Settings
 from kordon.storage.influx import InfluxClient
-from tests.harness import KordonProcess, wait_until
-from tests.harness.api import TOKENS, api_settings
+from testkit import KordonProcess, wait_until
+from testkit.api import TOKENS, api_settings
 
 KINDS = ("ups", "scanner", "radio")
 HISTORY_DEVICES = 20

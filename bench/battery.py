@@ -27,7 +27,7 @@ import statistics
 import time
 
 from alerts.battery import BatterySeed, learn
-from tests.harness.battery_sim import nameplate_seed, partials, to_lb
+from testkit.battery_sim import nameplate_seed, partials, to_lb
 
 KINDS = {
     "LB": lambda h, load: to_lb(h, load),

@@ -5,12 +5,12 @@
     .venv/bin/python -m bench.chaos --all-in-one --pair shared  # the MQTT 5 shared group
     .venv/bin/python -m bench.chaos --window        # how long may a collector stay away?
 
-The scenario is tests/chaos/scenario.py (the CI test runs it with a 15 s outage): 200 devices
+The scenario is testkit/chaos/scenario.py (the CI test runs it with a 15 s outage): 200 devices
 at 1 Hz, the collector SIGKILLed, InfluxDB stopped, the webhook receiver down, the alert
 engine SIGKILLed, Mosquitto restarted; then every acknowledged reading is checked in InfluxDB
 exactly once, the pages and their idempotency keys, the spool and outbox, leftover processes.
 
-``--all-in-one`` runs tests/chaos/allinone.py (the CI test runs it with a 12 s outage): two
+``--all-in-one`` runs testkit/chaos/allinone.py (the CI test runs it with a 12 s outage): two
 collectors, a mirrored pair (``--pair mirrored``, the default: MQTT 3.1.1, each its own client
 id and the whole stream) or one MQTT 5 shared group (``--pair shared``, which loses the
 readings of the second before its members subscribe again after the broker restart), and two
@@ -32,10 +32,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.chaos.allinone import COLLECTOR_MODES, AllInOneDurations, run_all_in_one
-from tests.chaos.scenario import Durations, run_chaos
-from tests.chaos.window import measure
-from tests.harness import InfluxServer, MosquittoServer
+from testkit import InfluxServer, MosquittoServer
+from testkit.chaos.allinone import COLLECTOR_MODES, AllInOneDurations, run_all_in_one
+from testkit.chaos.scenario import Durations, run_chaos
+from testkit.chaos.window import measure
 
 
 def main() -> int:

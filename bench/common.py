@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.harness import InfluxServer, MosquittoServer
+from testkit import InfluxServer, MosquittoServer
 
 
 def start_servers(workdir: Path | None = None) -> tuple[MosquittoServer, InfluxServer, Path]:

@@ -38,11 +38,11 @@ from collections import Counter
 from pathlib import Path
 
 from bench.common import peak_rss_mb, scrape, start_servers
-from tests.harness import KordonProcess, free_port, wait_until
-from tests.harness.bridges import BridgeProcess
-from tests.harness.collector import kordon_env
-from tests.harness.mqtt import Recorder
-from tests.harness.nut_library import MISSING, LibraryServer, batches, dumps, library_root
+from testkit import KordonProcess, free_port, wait_until
+from testkit.bridges import BridgeProcess
+from testkit.collector import kordon_env
+from testkit.mqtt import Recorder
+from testkit.nut_library import MISSING, LibraryServer, batches, dumps, library_root
 
 
 def rss_mb(pid: int) -> float:

@@ -36,8 +36,8 @@ from collector import records
 from collector.ingest import Ingest
 from collector.stats import CollectorStats
 from kordon.model.payload import DecodeLimits
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, free_port
-from tests.harness.collector import kordon_env
+from testkit import InfluxServer, KordonProcess, MosquittoServer, free_port
+from testkit.collector import kordon_env
 
 DEVICES = 1000
 TS0 = 1_790_000_000

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from bench.common import publish_all, start_servers
 from bench.ingest import batch_stream, drain_mosquitto_sub, single_stream
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
-from tests.harness.collector import kordon_env
-from tests.harness.mqtt import clear_session
+from testkit import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from testkit.collector import kordon_env
+from testkit.mqtt import clear_session
 
 Stream = list[tuple[str, bytes]]
 

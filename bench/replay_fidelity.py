@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.harness.fidelity import Case, Outcome, run_case, table
-from tests.harness.servers import InfluxServer
+from testkit.fidelity import Case, Outcome, run_case, table
+from testkit.servers import InfluxServer
 
 M = 60
 # Windows (seconds from the start) of each scenario's recording played at 60x: its incidents.

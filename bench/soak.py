@@ -31,16 +31,16 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.harness import InfluxServer, MosquittoServer
-from tests.harness.alerts import (
+from testkit import InfluxServer, MosquittoServer
+from testkit.alerts import (
     UPS_ON_MAINS,
     alerts_process,
     ups_on_battery,
     webhook_notify,
 )
-from tests.harness.collector import collector_process
-from tests.harness.mqtt import StreamPublisher
-from tests.harness.receivers import WebhookReceiver
+from testkit.collector import collector_process
+from testkit.mqtt import StreamPublisher
+from testkit.receivers import WebhookReceiver
 
 RULES = """rules:
   evaluation_interval: 200ms

@@ -1,6 +1,6 @@
 """``kordon nut-bridge`` and ``kordon snmp-bridge``.
 
-Registered by the composition layer (``kordon.app.cli``); heavy imports (pysnmp) happen
+Registered by the composition layer (``composition.cli``); heavy imports (pysnmp) happen
 inside the handlers so ``kordon --help`` stays fast. Secrets can come from the environment
 (``KORDON_NUT_PASSWORD``, ``KORDON_SNMP_COMMUNITY``, ``KORDON_SNMP_AUTH_KEY``,
 ``KORDON_SNMP_PRIV_KEY``) so they do not show in ``ps``.

@@ -26,7 +26,7 @@ from kordon.clock import Clock
 from kordon.config import ConfigError, Settings, split_host_port
 from kordon.fleet import FleetError, load_fleet
 from kordon.model.payload import DecodeLimits
-from kordon.storage.telemetry import open_telemetry_store
+from kordon.storage.stores import open_telemetry_store
 
 log = logging.getLogger("collector")
 

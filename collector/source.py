@@ -10,7 +10,7 @@ A shared subscription is made again after *every* connect, session kept or not: 
 2.0.11 restores a persistent session (its queued messages, the session-present flag) after a
 restart but not its shared subscriptions (``persist__subs_save`` writes a topic's plain
 subscribers only), so a member would sit connected and subscribed to nothing while the broker
-acknowledges and drops the stream (found by ``tests/chaos/allinone.py``). Subscribing again
+acknowledges and drops the stream (found by ``testkit/chaos/allinone.py``). Subscribing again
 to a shared subscription the session still has changes nothing (Mosquitto only updates its
 QoS, and MQTT 5 sends no retained messages to shared subscriptions), and the session's
 in-flight messages still come back, so acknowledgement tracking carries on.

@@ -2,7 +2,7 @@
 
 The role packages (``collector``, ``alerts``, ``api``) each expose
 ``build(settings, clock) -> <something that is a Role>``; the composition layer
-(``kordon.app.roles``) builds them by name for ``kordon run`` and ``kordon demo``.
+(``composition.roles``) builds them by name for ``kordon run`` and ``kordon demo``.
 """
 
 from __future__ import annotations

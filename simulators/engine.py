@@ -12,7 +12,7 @@ No broker is needed::
                                 # as kordon.model.rehearsal.TimedMessage
 
 ``kordon scenario verify`` feeds :meth:`ScenarioRun.delivered` to the alert engine on the
-scenario's clock (kordon/app/verify.py); ``simulators.publish`` plays the events into a broker.
+scenario's clock (composition/verify.py); ``simulators.publish`` plays the events into a broker.
 A consumer that evaluates between steps takes the run in slices instead::
 
     while not run.done:
@@ -34,7 +34,6 @@ import itertools
 import operator
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +45,7 @@ from kordon.fleet import OWN_GENERATOR_FEED, SITE_FEED, DeviceEntry, RadioParams
 from kordon.model.kinds import DeviceKind
 from kordon.model.rehearsal import TimedMessage
 from kordon.model.topics import status_topic, telemetry_topic
+from simulators.devices import DeviceRef
 from simulators.events import OFFLINE, ONLINE, Action, SimEvent
 from simulators.payloads import (
     JSON_BOOL,
@@ -69,18 +69,6 @@ WILL_AFTER_KEEPALIVES = 1.5  # MQTT: the broker gives up after one and a half ke
 SCANNER_SOURCES = np.array(["none", "mains", "generator", "ups"], dtype=object)
 RADIO_SOURCES = np.array(["none", "mains", "battery"], dtype=object)
 _UPS_FEED_SOURCE = 3  # scanner fed by a UPS that is on battery
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRef:
-    index: int
-    site: str
-    kind: DeviceKind
-    device: str
-    telemetry_topic: str
-    status_topic: str
-    client_id: str
-    keepalive: float
 
 
 class ScenarioRun:

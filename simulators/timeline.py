@@ -9,15 +9,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import numpy as np
+
+from kordon.fleet import Fleet
 from kordon.model.kinds import DeviceKind
 from kordon.schedule.model import Schedule, shifted
 from kordon.streamclock import StreamPlan
 from simulators import scenario as sc
+from simulators.devices import DeviceRef
+from simulators.physics.radio import RadioBank
+from simulators.physics.scanner import ScannerBank
+from simulators.physics.site import PowerFeed
 
-if TYPE_CHECKING:
-    from simulators.engine import ScenarioRun
+
+class ScenarioRun(Protocol):
+    """What a timeline operation may change in a running simulation
+    (:class:`simulators.engine.ScenarioRun` is the one implementation): named here so the
+    timeline does not import the engine that runs it."""
+
+    fleet: Fleet
+    devices: list[DeviceRef]
+    scanners: ScannerBank
+    radios: RadioBank
+    rebooted: np.ndarray
+    crashed: np.ndarray
+    hung: np.ndarray
+
+    def device(self, site: str, device: str) -> DeviceRef: ...
+    def local_index(self, ref: DeviceRef) -> int: ...
+    def site_feed(self, site: str) -> PowerFeed: ...
+    def scanner_generator(self, site: str, device: str) -> PowerFeed | None: ...
+    def set_temperature(self, site: str, outdoor: float | None, indoor: float | None) -> None: ...
+    def set_network(self, site: str, up: bool) -> None: ...
+    def schedule_op(self, when: float, apply: Callable[[ScenarioRun, float], None]) -> None: ...
+    def send_malformed(
+        self, ref: DeviceRef, variant: str, text: str | None, when: float
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 Kordon's roles as child processes against them, and a webhook receiver.
 
 Each area's own fixtures are in its ``conftest.py`` (``tests/alerts/``, ``tests/bridges/``);
-plain helpers that benchmarks use too are in ``tests/harness/``.
+plain helpers that benchmarks use too are in ``testkit/``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer
-from tests.harness.alerts import alerts_process
-from tests.harness.collector import collector_process
-from tests.harness.processes import LIVE
-from tests.harness.receivers import WebhookReceiver
+from testkit import InfluxServer, KordonProcess, MakeProcess, MosquittoServer
+from testkit.alerts import alerts_process
+from testkit.collector import collector_process
+from testkit.processes import LIVE
+from testkit.receivers import WebhookReceiver
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +90,7 @@ def make_collector(request: pytest.FixtureRequest, tmp_path: Path) -> MakeProces
     It uses the session's ``mosquitto`` and ``influxdb`` and the test's ``database`` unless
     given others (``mosquitto=own_mosquitto``...), and keeps its files under ``tmp_path``
     unless given a ``workdir``; other options are those of
-    :func:`tests.harness.collector.collector_process` (``client_id``, ``protocol``,
+    :func:`testkit.collector.collector_process` (``client_id``, ``protocol``,
     ``extra_config``). The autouse fixture above kills what a failed test left running.
     """
 
@@ -116,10 +116,10 @@ def make_collector(request: pytest.FixtureRequest, tmp_path: Path) -> MakeProces
 @pytest.fixture
 def make_alerts(request: pytest.FixtureRequest, tmp_path: Path) -> MakeProcess:
     """Make an alerts process (not started) with ``notify`` (a YAML section, see
-    :func:`tests.harness.alerts.webhook_notify`) and the fast test rules.
+    :func:`testkit.alerts.webhook_notify`) and the fast test rules.
 
     It uses the session's ``mosquitto`` unless given another, and keeps its files under
-    ``tmp_path``; other options are those of :func:`tests.harness.alerts.alerts_process`
+    ``tmp_path``; other options are those of :func:`testkit.alerts.alerts_process`
     (``influx``, ``database``, ``rules``, ``name``).
     """
 

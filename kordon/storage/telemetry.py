@@ -3,8 +3,9 @@
 This module is the only one roles import to reach telemetry storage. It holds the
 :class:`TelemetryStore` protocol, the point types its questions answer with, the errors every
 backend raises (so a caller never learns which database failed it), the measurement names
-Kordon writes besides the device kinds, and the one place that turns ``influx`` settings into
-a store (:func:`open_telemetry_store`, or :class:`TelemetryStores` for a role with threads).
+Kordon writes besides the device kinds. :mod:`kordon.storage.stores` turns ``influx`` settings
+into a store (:func:`~kordon.storage.stores.open_telemetry_store`, or
+:class:`~kordon.storage.stores.TelemetryStores` for a role with threads).
 
 Two backends implement it: :class:`~kordon.storage.influx.InfluxTelemetryStore` (InfluxDB
 through the 1.x-compatible HTTP API; production) and
@@ -19,7 +20,6 @@ answer (:mod:`kordon.storage.fieldtypes`), so a collector treats them alike.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,64 +135,3 @@ def sqlite_path(url: str) -> Path | None:
     if parts.scheme != "sqlite":
         return None
     return Path(parts.netloc + parts.path)
-
-
-def open_telemetry_store(settings: Any) -> TelemetryStore:
-    """The store ``settings`` (an ``InfluxSettings``) names: InfluxDB or a SQLite file.
-
-    An InfluxDB store is an HTTP client with its own connection pool; a SQLite store is one
-    connection. Either may be used from several threads, but a role that queries from many
-    threads (the API) should hold one per thread: see :class:`TelemetryStores`.
-    """
-    path = sqlite_path(settings.url)
-    if path is not None:
-        from kordon.storage.sqlite_telemetry import SqliteTelemetryStore
-
-        return SqliteTelemetryStore(path)
-    from kordon.storage.influx import InfluxTarget, InfluxTelemetryStore
-
-    return InfluxTelemetryStore(InfluxTarget.from_settings(settings))
-
-
-class TelemetryStores:
-    """The stores of one role: one per thread for InfluxDB (an HTTP client per thread, so a
-    slow query does not hold up another's connection), one shared for SQLite (a single
-    connection that serialises access itself). Opened on first use; :meth:`close` closes
-    every one."""
-
-    def __init__(self, settings: Any) -> None:
-        self._settings = settings
-        self._shared = sqlite_path(settings.url) is not None
-        self._local = threading.local()
-        self._stores: list[TelemetryStore] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> TelemetryStore:
-        if self._shared:
-            with self._lock:
-                if not self._stores:
-                    self._stores.append(open_telemetry_store(self._settings))
-                return self._stores[0]
-        store: TelemetryStore | None = getattr(self._local, "store", None)
-        if store is None:
-            store = open_telemetry_store(self._settings)
-            self._local.store = store
-            with self._lock:
-                self._stores.append(store)
-        return store
-
-    def close(self) -> None:
-        with self._lock:
-            stores, self._stores = self._stores, []
-        for store in stores:
-            store.close()
-
-
-def __getattr__(name: str) -> Any:
-    # InfluxTelemetryStore lived here before the backends moved behind the seam; old imports
-    # (``from kordon.storage.telemetry import InfluxTelemetryStore``) keep working.
-    if name == "InfluxTelemetryStore":
-        from kordon.storage.influx import InfluxTelemetryStore
-
-        return InfluxTelemetryStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

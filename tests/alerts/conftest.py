@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import MosquittoServer
-from tests.harness.alerts import Devices, MakeDevices
+from testkit import MosquittoServer
+from testkit.alerts import Devices, MakeDevices
 
 
 @pytest.fixture
 def make_devices(request: pytest.FixtureRequest) -> Iterator[MakeDevices]:
-    """Make a :class:`~tests.harness.alerts.Devices` publisher (not started) for the test's
+    """Make a :class:`~testkit.alerts.Devices` publisher (not started) for the test's
     ``site`` on the session's ``mosquitto`` unless given others; whatever still publishes at
     the end of the test is stopped."""
     made: list[Devices] = []

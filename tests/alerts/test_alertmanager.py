@@ -22,8 +22,8 @@ import pytest
 
 from alerts.inhibit import BUILTIN
 from alerts.notify.alertmanager import AlertmanagerConfig, postable_alerts
-from tests.harness import KordonProcess, MakeProcess, wait_until
-from tests.harness.alertmanager import (
+from testkit import KordonProcess, MakeProcess, wait_until
+from testkit.alertmanager import (
     AMTOOL,
     EXAMPLE,
     AlertmanagerCluster,
@@ -31,8 +31,8 @@ from tests.harness.alertmanager import (
     fast_config,
     group_states,
 )
-from tests.harness.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
-from tests.harness.receivers import WebhookReceiver
+from testkit.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
+from testkit.receivers import WebhookReceiver
 
 UPS = ("ups-1", "ups-2", "ups-3")
 # On its own feed, it goes on battery only after the kills: a page that starts then. Its charge

@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
-from tests.harness.alerts import FAST_RULES, UPS_ON_MAINS, Devices, ups_on_battery
+from testkit import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from testkit.alerts import FAST_RULES, UPS_ON_MAINS, Devices, ups_on_battery
 
 Events = Callable[[], set[tuple[str, str]]]  # () -> {(alertname, state)} of the test's site
 

@@ -194,7 +194,7 @@ def test_relearn_recomputes_from_the_telemetry_store(worn: Stream, tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("KORDON_")}
     env |= {"KORDON_INFLUX_URL": url, "KORDON_DATA_DIR": str(tmp_path / "data"),
             "KORDON_FLEET": str(fleet_file)}
-    done = subprocess.run([sys.executable, "-m", "kordon", "battery", "relearn"], env=env,
+    done = subprocess.run([sys.executable, "-m", "composition", "battery", "relearn"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[1/1] s/u:" in done.stdout and "health" in done.stdout
@@ -211,7 +211,7 @@ def test_relearn_recomputes_from_the_telemetry_store(worn: Stream, tmp_path: Pat
     ))["health_pct"]
     assert len(points) == row.model["discharges"]
     telemetry.close()
-    shown = subprocess.run([sys.executable, "-m", "kordon", "battery", "show"], env=env,
+    shown = subprocess.run([sys.executable, "-m", "composition", "battery", "show"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert "s/u: health" in shown.stdout, shown.stderr
     assert orjson.loads(orjson.dumps(row.model))["model_version"] == MODEL_VERSION

@@ -1,6 +1,6 @@
 """Battery model (issue 14, part A) against the simulator's ground truth ``battery_health``.
 
-Every stream here comes from the real scenario engine (``tests/harness/battery_sim.py``): one UPS
+Every stream here comes from the real scenario engine (``testkit/battery_sim.py``): one UPS
 constant load, the grid cut long enough to run it flat (LB, then output off) or twice for a
 quarter of its true capacity. Rooms are at the fleet's default 22 °C, so the truth the model can
 see is ``health x 0.976`` (the simulator's capacity-temperature factor); the targets are the
@@ -35,7 +35,7 @@ from alerts.battery.curve import EXPONENT_RANGE, NUT_DEFAULT_POINTS
 from alerts.battery.learn import SCALE_RANGE
 from simulators.engine import ScenarioRun
 from simulators.scenario import load_scenario
-from tests.harness.battery_sim import nameplate_seed, partials, rated_runtime_s, simulate, to_lb
+from testkit.battery_sim import nameplate_seed, partials, rated_runtime_s, simulate, to_lb
 
 HEALTHS = (1.0, 0.8, 0.6, 0.45)
 LOADS = (0.2, 0.55, 0.9)

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import MakeProcess, MosquittoServer, free_port, wait_until
-from tests.harness.alerts import FAST_RULES, UPS_ON_MAINS, MakeDevices
-from tests.harness.receivers import WebhookReceiver
+from testkit import MakeProcess, MosquittoServer, free_port, wait_until
+from testkit.alerts import FAST_RULES, UPS_ON_MAINS, MakeDevices
+from testkit.receivers import WebhookReceiver
 
 INTERVAL = 1.0
 

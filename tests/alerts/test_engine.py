@@ -11,7 +11,7 @@ from alerts.config import NotifySettings, RulesSettings
 from alerts.depletion import DischargeHistory, time_to_empty
 from alerts.engine import Engine
 from alerts.verify import check
-from kordon.app.verify import replay_scenario
+from composition.verify import replay_scenario
 from kordon.model.alerts import AlertRecord, AlertState, Matcher, fingerprint
 from kordon.storage.alert_store import AlertStore
 

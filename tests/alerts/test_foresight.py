@@ -17,7 +17,7 @@ from alerts.config import RulesSettings
 from alerts.foresight.evaluator import Foresight, Verdict
 from alerts.foresight.forecast import CutForecast, Recharge, drain, forecast
 from alerts.foresight.watch import UpsWatch
-from kordon.app.verify import replay_scenario
+from composition.verify import replay_scenario
 from kordon.fleet import read_yaml
 from kordon.model.alerts import AlertState
 from kordon.schedule import Cut
@@ -243,7 +243,7 @@ def test_a_streamed_scenario_is_forecast_against_its_own_plan_on_its_own_clock(
     600x stream that announces its plan with its clock: ScheduledOutageAtRisk fires and
     resolves at the scenario times verify gives (it never fired live before: the forecast ran
     on the wall clock and knew no schedule)."""
-    from tests.harness.instream import play_in_process
+    from testkit.instream import play_in_process
 
     scenario = _scenario(tmp_path)
     verified = replay_scenario(scenario, RulesSettings())  # type: ignore[arg-type]

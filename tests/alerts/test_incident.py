@@ -14,9 +14,9 @@ from bench.incident import deliver, figures, physical_events, run_scenario
 from kordon.model.alerts import AlertState
 from kordon.storage.alert_store import AlertStore
 from simulators.scenario import load_scenario
-from tests.harness import wait_until
-from tests.harness.alerts import UPS_ON_MAINS, ups_on_battery
-from tests.harness.receivers import WebhookReceiver
+from testkit import wait_until
+from testkit.alerts import UPS_ON_MAINS, ups_on_battery
+from testkit.receivers import WebhookReceiver
 
 FOR = 30.0  # SitePowerOutage's default `for`
 # Measured on main before this change (bench/incident.py): 5 notifications for the

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from kordon.model.alerts import Matcher
 from kordon.storage.alert_store import AlertStore
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
-from tests.harness.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
-from tests.harness.receivers import SmtpReceiver, WebhookReceiver
+from testkit import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from testkit.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery
+from testkit.receivers import SmtpReceiver, WebhookReceiver
 
 RADIO_MAINS = {"power.source": "mains", "battery.charge": 100.0, "supply.voltage": 54.0}
 SCANNER_MAINS = {"power.source": "mains", "scanner.state": "ready"}
@@ -288,7 +288,7 @@ def test_site_blackout_of_20_devices_pages_once_not_20_times(
     notify = _notify(hook, group_by="[site]")
     engine = make_alerts(notify, mosquitto=own_mosquitto)
     engine.start(ready_line="alerts ready")
-    from tests.harness.mqtt import Publisher
+    from testkit.mqtt import Publisher
 
     publisher = Publisher(own_mosquitto.host, own_mosquitto.port)
     speed = 60.0

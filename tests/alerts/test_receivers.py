@@ -1,7 +1,7 @@
 """Receivers as plugins: the registry, the fan-out to every kind of a receiver, the outbox's
 counters under parallel delivery, and configuration errors that stop the alerts role.
 
-Deliveries go to a real HTTP server and a real SMTP server (tests/harness/receivers.py).
+Deliveries go to a real HTTP server and a real SMTP server (testkit/receivers.py).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from alerts.notify.payload import NotifiedAlert, webhook_payload
 from alerts.outbox import OutboxSender, fan_out, targets_of
 from kordon.config import ConfigError, load_settings
 from kordon.storage.alert_store import AlertStore
-from tests.harness import wait_until
-from tests.harness.receivers import SmtpReceiver, WebhookReceiver
+from testkit import wait_until
+from testkit.receivers import SmtpReceiver, WebhookReceiver
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOT_KINDS = {"base", "payload"}  # the modules of alerts/notify that are not receiver kinds
 
 
@@ -166,7 +166,7 @@ def test_bad_notify_section_stops_the_command(tmp_path: Path, command: list[str]
     path.write_text("notify:\n  route: {receiver: nobody}\n", encoding="utf-8")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KORDON_")}
     done = subprocess.run(
-        [sys.executable, "-m", "kordon", "--config", str(path), *command],
+        [sys.executable, "-m", "composition", "--config", str(path), *command],
         env={**clean, "KORDON_DATA_DIR": str(tmp_path / "data")},
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )

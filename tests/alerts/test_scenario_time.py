@@ -5,7 +5,7 @@ real publisher processes (``kordon simulate`` / ``kordon replay``):
 
 - fidelity: a scenario played through the live stack at 60x and 600x gives the alerts
   ``kordon scenario verify`` gives, each within one evaluation interval times the speed of
-  its verify time (``tests/harness/fidelity.py``; ``bench/replay_fidelity.py`` prints the
+  its verify time (``testkit/fidelity.py``; ``bench/replay_fidelity.py`` prints the
   full table), and the stream's end pages nothing but one resolved notice per site;
 - a real-device site on the same broker keeps wall-clock judgement while a simulation runs;
 - stopping a publisher mid-incident pages no burst: the engine settles the sites quietly.
@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from kordon.storage.alert_store import AlertStore
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
-from tests.harness.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery, webhook_notify
-from tests.harness.fidelity import Case, run_case, table
-from tests.harness.mqtt import Publisher, Recorder
-from tests.harness.processes import KordonProcess
-from tests.harness.receivers import WebhookReceiver
+from testkit import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from testkit.alerts import UPS_ON_MAINS, MakeDevices, ups_on_battery, webhook_notify
+from testkit.fidelity import Case, run_case, table
+from testkit.mqtt import Publisher, Recorder
+from testkit.processes import KordonProcess
+from testkit.receivers import WebhookReceiver
 
 # Whole scenarios at 600x through `kordon simulate`; windows of their recordings at 60x
 # through `kordon replay` (a whole 6 h scenario would take 6 minutes at 60x). The windows

@@ -16,10 +16,10 @@ import pytest
 from alerts.config import RulesSettings
 from alerts.engine import Transition
 from alerts.replay import replay
-from kordon.app.verify import scenario_schedules
+from composition.verify import scenario_schedules
 from simulators.engine import ScenarioRun
 from simulators.scenario import load_scenario
-from tests.harness.instream import play_in_process
+from testkit.instream import play_in_process
 
 SPEED = 600.0
 BOUND = RulesSettings().evaluation_interval * SPEED

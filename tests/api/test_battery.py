@@ -1,6 +1,6 @@
 """The learned battery through the real API: /api/v1/batteries and the device's time to empty.
 
-The model is what the learner makes of a simulated worn battery (tests/harness/battery_sim.py),
+The model is what the learner makes of a simulated worn battery (testkit/battery_sim.py),
 saved where the alerts role saves it (battery.sqlite); the UPS's readings are in InfluxDB."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from alerts.battery import MODEL_VERSION, learn
 from kordon.model.battery import learned_time_to_empty
 from kordon.storage.battery_store import BatteryStore
 from kordon.storage.influx import InfluxClient
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.api import RunningApi, api_settings, write_fleet, write_history
-from tests.harness.battery_sim import nameplate_seed, to_lb
+from testkit import InfluxServer, MosquittoServer, wait_until
+from testkit.api import RunningApi, api_settings, write_fleet, write_history
+from testkit.battery_sim import nameplate_seed, to_lb
 
 SITE = "battery-site"
 

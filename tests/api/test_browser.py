@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from simulators.library import default_fleet_path
-from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
-from tests.harness.api import TOKENS, RunningApi, api_settings
+from testkit import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
+from testkit.api import TOKENS, RunningApi, api_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -14,10 +14,10 @@ from prometheus_client.registry import Collector
 from kordon import metrics
 from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 from kordon.storage.alert_store import AlertStore
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.api import TOKENS, RunningApi, api_settings, ups_payload, write_fleet
-from tests.harness.collector import collector_process
-from tests.harness.mqtt import Publisher
+from testkit import InfluxServer, MosquittoServer, wait_until
+from testkit.api import TOKENS, RunningApi, api_settings, ups_payload, write_fleet
+from testkit.collector import collector_process
+from testkit.mqtt import Publisher
 
 PROBLEM = "application/problem+json"
 

@@ -27,9 +27,9 @@ from api.foresight import Foresights
 from api.state import iso
 from kordon.schedule.render import to_json
 from kordon.schedule.snapshot import SNAPSHOT_VERSION, snapshot_path, write_snapshot
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
-from tests.harness.api import TOKENS, RunningApi, api_settings
-from tests.harness.mqtt import Publisher
+from testkit import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from testkit.api import TOKENS, RunningApi, api_settings
+from testkit.mqtt import Publisher
 
 KYIV = ZoneInfo("Europe/Kyiv")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 from kordon.storage.alert_store import AlertStore
 from kordon.storage.influx import InfluxClient
-from tests.harness import InfluxServer, MosquittoServer
-from tests.harness.api import TOKENS, RunningApi, api_settings, write_fleet, write_history
+from testkit import InfluxServer, MosquittoServer
+from testkit.api import TOKENS, RunningApi, api_settings, write_fleet, write_history
 
 SITE = "schema-site"
 AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}

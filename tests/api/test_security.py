@@ -14,10 +14,9 @@ from api.telemetry import HistoryQuery
 from kordon.model.alerts import AlertRecord, AlertState, fingerprint
 from kordon.model.kinds import DeviceKind
 from kordon.storage.alert_store import AlertStore
-from kordon.storage.influx import InfluxClient
-from kordon.storage.telemetry import InfluxTelemetryStore
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.api import TOKENS, RunningApi, api_settings, write_fleet, write_history
+from kordon.storage.influx import InfluxClient, InfluxTelemetryStore
+from testkit import InfluxServer, MosquittoServer, wait_until
+from testkit.api import TOKENS, RunningApi, api_settings, write_fleet, write_history
 
 SITE = "sec-site"
 LABELS = {"alertname": "MainsPowerLost", "site": SITE, "device": "ups-1", "severity": "warning"}

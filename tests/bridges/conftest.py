@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.bridges import (
+from testkit.bridges import (
     BridgeProcess,
     MakeBridge,
     MakeNutServer,

@@ -24,11 +24,11 @@ from kordon.clock import WALL_CLOCK
 from kordon.config import MqttSettings
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
-from tests.harness.alerts import webhook_notify
-from tests.harness.bridges import BridgeProcess, MakeBridge, MakeNutServer, NutServer
-from tests.harness.mqtt import Recorder
-from tests.harness.receivers import WebhookReceiver
+from testkit import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from testkit.alerts import webhook_notify
+from testkit.bridges import BridgeProcess, MakeBridge, MakeNutServer, NutServer
+from testkit.mqtt import Recorder
+from testkit.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.skipif(
     not Path("/lib/nut/upsd").exists(), reason="needs Debian's nut-server (scripts/test.sh)"

@@ -1,6 +1,6 @@
 """Every unit of the NUT Devices Dumps Library through a real upsd and the real bridge.
 
-677 real dumps (``shared/data/nut-ddl``, see :mod:`tests.harness.nut_library`) are served by
+677 real dumps (``shared/data/nut-ddl``, see :mod:`testkit.nut_library`) are served by
 ``dummy-ups`` behind real ``upsd`` processes (in batches, many UPS sections per upsd), polled by
 ``kordon nut-bridge`` processes, and published on a real Mosquitto. For every variable of every
 dump as upsd serves it, the test checks that the bridge published it, under its Kordon name,
@@ -37,12 +37,13 @@ from kordon.model.nut import (
     typed_value,
 )
 from kordon.model.payload import decode_telemetry
-from kordon.storage.telemetry import HistoryRequest, TelemetryStore, open_telemetry_store
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.bridges import BridgeProcess
-from tests.harness.field_types import Collector, stored_name
-from tests.harness.mqtt import Recorder
-from tests.harness.nut_library import MISSING, Dump, LibraryServer, batches, dumps, library_root
+from kordon.storage.stores import open_telemetry_store
+from kordon.storage.telemetry import HistoryRequest, TelemetryStore
+from testkit import InfluxServer, MosquittoServer, wait_until
+from testkit.bridges import BridgeProcess
+from testkit.field_types import Collector, stored_name
+from testkit.mqtt import Recorder
+from testkit.nut_library import MISSING, Dump, LibraryServer, batches, dumps, library_root
 
 LIBRARY = library_root()
 pytestmark = [

@@ -17,9 +17,9 @@ import pytest
 from bridges.snmp.mib import to_metrics
 from kordon.model.kinds import DeviceKind
 from kordon.model.payload import decode_telemetry
-from tests.harness import MosquittoServer, wait_until
-from tests.harness.bridges import MakeBridge, MakeSnmpAgent, snmprec
-from tests.harness.mqtt import Recorder
+from testkit import MosquittoServer, wait_until
+from testkit.bridges import MakeBridge, MakeSnmpAgent, snmprec
+from testkit.mqtt import Recorder
 
 pytest.importorskip("snmpsim", reason="needs snmpsim (test extra)")
 

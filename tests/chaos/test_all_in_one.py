@@ -3,7 +3,7 @@ restarted and InfluxDB down, in one run, with a mirrored collector pair (MQTT 3.
 own client id and the whole stream): nothing acknowledged lost, not even over the broker
 restart; nothing stored or paged twice, no page lost.
 
-The scenario and the definitions are in ``tests/chaos/allinone.py``. Its shared mode (two
+The scenario and the definitions are in ``testkit/chaos/allinone.py``. Its shared mode (two
 collectors in one MQTT 5 shared group) is not run here: it costs about 35 s and loses, by
 Mosquitto 2.0.11's design, the second of readings published before the members subscribe
 again after the broker restart (README, Sessions). ``bench/chaos.py --all-in-one`` runs
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.chaos.allinone import AllInOneDurations, run_all_in_one
-from tests.harness import InfluxServer, MosquittoServer
+from testkit import InfluxServer, MosquittoServer
+from testkit.chaos.allinone import AllInOneDurations, run_all_in_one
 
 
 def test_all_in_one_mirrored_pair_loses_nothing_acknowledged_and_pages_once(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.chaos.scenario import Durations, run_chaos
-from tests.harness import InfluxServer, MosquittoServer
+from testkit import InfluxServer, MosquittoServer
+from testkit.chaos.scenario import Durations, run_chaos
 
 
 def test_chaos_loses_nothing_acknowledged_and_pages_once(

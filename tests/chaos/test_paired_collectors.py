@@ -1,14 +1,14 @@
 """Two collectors in one MQTT 5 shared group, SIGKILLed one after the other and together.
 
-The scenario is ``tests/chaos/paired.py`` (``bench/paired.py`` measures the pair's rate).
+The scenario is ``testkit/chaos/paired.py`` (``bench/paired.py`` measures the pair's rate).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.chaos.paired import run_paired
-from tests.harness import InfluxServer, MosquittoServer
+from testkit import InfluxServer, MosquittoServer
+from testkit.chaos.paired import run_paired
 
 RECEIVE_MAXIMUM = 1000  # mqtt.receive_maximum's default, the collectors' in-flight window
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.window import measure
-from tests.harness import InfluxServer, MosquittoServer
+from testkit import InfluxServer, MosquittoServer
+from testkit.chaos.window import measure
 
 REPORTED_LIMIT = 65_535
 

@@ -20,8 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.model.topics import DEADLETTER_TOPIC
 from kordon.storage.influx import InfluxClient, InfluxTarget
-from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
-from tests.harness.mqtt import Publisher, Recorder
+from testkit import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
+from testkit.mqtt import Publisher, Recorder
 
 MAX_PAYLOAD = 1024
 DEADLETTER_PAYLOAD = 512

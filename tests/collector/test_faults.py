@@ -11,8 +11,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
-from tests.harness.mqtt import StreamPublisher
+from testkit import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from testkit.mqtt import StreamPublisher
 
 
 def stored(influxdb: InfluxServer, database: str, site: str) -> list[tuple[str, int]]:

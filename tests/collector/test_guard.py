@@ -19,8 +19,8 @@ from collector.ingest import Ingest
 from collector.stats import CollectorStats
 from kordon.model.payload import DecodeLimits
 from kordon.model.topics import DEADLETTER_TOPIC
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, free_port, wait_until
-from tests.harness.mqtt import Publisher, Recorder
+from testkit import InfluxServer, MakeProcess, MosquittoServer, free_port, wait_until
+from testkit.mqtt import Publisher, Recorder
 
 NOW = 1_790_000_000.0
 LIMITS = DecodeLimits(max_payload_bytes=2048, max_batch=5, max_metrics=4, max_string=32)

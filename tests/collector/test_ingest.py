@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from tests.harness import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
-from tests.harness.mqtt import Publisher
+from testkit import InfluxServer, KordonProcess, MakeProcess, MosquittoServer, wait_until
+from testkit.mqtt import Publisher
 
 TS = 1_790_000_000  # 2026-09-21
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from testkit import InfluxServer, MakeProcess, MosquittoServer, free_port, wait_until
+from testkit.mqtt import StreamPublisher
 from tests.collector.test_faults import assert_all_stored_once, stored
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, free_port, wait_until
-from tests.harness.mqtt import StreamPublisher
 
 
 def test_two_mqtt5_collectors_share_the_stream(
@@ -82,7 +82,7 @@ def test_mqtt5_member_subscribes_again_after_a_broker_restart(
     """Mosquitto 2.0.11 keeps a persistent session over a restart (session present) but not
     its shared subscriptions: a member that trusted the session flag sat connected and
     subscribed to nothing, and the broker acknowledged and dropped every later reading
-    (found by tests/chaos/allinone.py)."""
+    (found by testkit/chaos/allinone.py)."""
     collector = make_collector(mosquitto=own_mosquitto, client_id="c-restart", protocol="5")
     collector.start(ready_line="collector ready")
     own_mosquitto.restart()  # SIGTERM: the broker saves the session, not its $share filters

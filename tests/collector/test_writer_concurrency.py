@@ -13,10 +13,9 @@ from pathlib import Path
 from collector.spool import Spool
 from collector.stats import CollectorStats
 from collector.writer import InfluxWriter
-from kordon.storage.influx import InfluxTarget
-from kordon.storage.telemetry import InfluxTelemetryStore
-from tests.harness import InfluxServer
-from tests.harness.waiting import wait_until
+from kordon.storage.influx import InfluxTarget, InfluxTelemetryStore
+from testkit import InfluxServer
+from testkit.waiting import wait_until
 
 LINES_PER_RECORD = 50
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-import kordon.app.cli as kordon_cli
-from kordon.dashboards.build import stale
-from kordon.dashboards.check import check_folder, variables_in
-from kordon.dashboards.locate import dashboards_dir
+import composition.cli as kordon_cli
+from dashboards.build import stale
+from dashboards.check import check_folder, variables_in
+from dashboards.locate import dashboards_dir
 
 Run = Callable[..., int]
 
@@ -47,7 +47,7 @@ def test_shipped_dashboards_pass(kordon: Run, capsys: pytest.CaptureFixture[str]
 
 
 def test_committed_json_is_what_the_definitions_generate() -> None:
-    assert stale(dashboards_dir()) == [], "run: python dashboards/build.py"
+    assert stale(dashboards_dir()) == [], "run: python -m dashboards.build"
 
 
 def test_duplicate_uid_and_undefined_variable_are_named(

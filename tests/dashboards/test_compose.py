@@ -23,7 +23,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.config import ENV_OVERRIDES, load_settings
-from tests.harness import MosquittoServer, wait_until
+from testkit import MosquittoServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-import kordon.app.cli as kordon_cli
-from kordon.dashboards.locate import dashboard_files, dashboards_dir
+import composition.cli as kordon_cli
+from dashboards.locate import dashboard_files, dashboards_dir
 
 TOKEN = "glsa_test_token"
 WRITES = {"POST", "PUT", "DELETE", "PATCH"}
@@ -287,7 +287,7 @@ def test_push_refuses_broken_dashboards(
 
 
 def test_parser_registers_both_commands() -> None:
-    from kordon.dashboards.cli import register
+    from dashboards.cli import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -27,15 +27,15 @@ import httpx
 import orjson
 import pytest
 
-from kordon.dashboards.check import all_panels
-from kordon.dashboards.locate import dashboard_files, dashboards_dir
+from dashboards.check import all_panels
+from dashboards.locate import dashboard_files, dashboards_dir
 from kordon.model.battery import BATTERY_MEASUREMENT
 from kordon.schedule import Cut
 from kordon.schedule.points import CANCELLED, cut_line
 from kordon.storage.lineprotocol import encode_line
-from tests.harness import InfluxServer, KordonProcess, MosquittoServer, wait_until
-from tests.harness.collector import collector_process
-from tests.harness.mqtt import Publisher
+from testkit import InfluxServer, KordonProcess, MosquittoServer, wait_until
+from testkit.collector import collector_process
+from testkit.mqtt import Publisher
 
 STEP = 60  # seconds between readings
 READINGS = 120  # two hours per device

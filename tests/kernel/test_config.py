@@ -276,7 +276,7 @@ def test_override_into_a_section_that_is_not_a_mapping(tmp_path: Path) -> None:
 def _kordon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KORDON_")}
     return subprocess.run(
-        [sys.executable, "-m", "kordon", *args],
+        [sys.executable, "-m", "composition", *args],
         env={**clean, **(env or {})},
         cwd=ROOT,
         capture_output=True,

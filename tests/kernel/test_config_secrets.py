@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Secrets in the configuration file, wherever a setting can hold one.
 FILE_SECRETS = {
@@ -82,7 +82,7 @@ ENV_SECRETS = {
 def _kordon_config(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KORDON_")}
     return subprocess.run(
-        [sys.executable, "-m", "kordon", "--config", str(config), "config"],
+        [sys.executable, "-m", "composition", "--config", str(config), "config"],
         env={**clean, **env},
         cwd=ROOT,
         capture_output=True,

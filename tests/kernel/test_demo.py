@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from simulators.scenario import load_scenario
-from tests.harness import free_port, wait_until
+from testkit import free_port, wait_until
 
 SCENARIO = "single-site-blackout"
 SITE = "solotvyno"
@@ -104,7 +104,7 @@ def test_demo_shows_live_data_and_an_alert_then_stops_cleanly(tmp_path: Path) ->
         [
             sys.executable,
             "-m",
-            "kordon",
+            "composition",
             "demo",
             "--speed",
             "300",

@@ -1,10 +1,14 @@
 """The layering rule, checked on every import of every module (function-local ones too).
 
 - The kernel (``kordon``) imports no role and not the composition layer.
-- A role (``collector``, ``alerts``, ``api``, ``simulators``, ``bridges``) imports the kernel
-  only: never another role, never the composition layer.
-- The composition layer (``kordon.app``) is the only code that wires roles together, and the
-  only code allowed to use ``importlib`` or ``__import__`` (it uses neither: plain imports).
+- A role (``collector``, ``alerts``, ``api``, ``simulators``, ``bridges``, ``dashboards``)
+  imports the kernel only: never another role, never the composition layer.
+- The composition layer (``composition``, the top floor) is the only code that wires roles
+  together, and the only code allowed to use ``importlib`` or ``__import__`` (it uses neither:
+  plain imports).
+- No module reaches itself again through its imports (no import circle), counting imports
+  inside functions and under ``TYPE_CHECKING``: a circle hidden from the interpreter is still
+  two files a reader cannot understand apart.
 
 The rule is read from the source with :mod:`ast`, so a module that imports a role inside a
 function, under ``TYPE_CHECKING`` or through ``importlib`` is caught without running it.
@@ -21,12 +25,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL = "kordon"
-APP = "kordon.app"
-# ``python -m kordon`` starts the command line: an entry point belongs to the composition layer.
-ENTRY_POINTS = ("kordon.__main__",)
-ROLES = ("collector", "alerts", "api", "simulators", "bridges")
+APP = "composition"
+ROLES = ("collector", "alerts", "api", "simulators", "bridges", "dashboards")
 # Not shipped: they exercise everything, so they may import everything.
-TOOLS = ("tests", "bench")
+TOOLS = ("tests", "bench", "testkit")
 DYNAMIC_IMPORT = ("importlib", "__import__")
 
 
@@ -43,9 +45,9 @@ class Violation:
 
 def layer_of(module: str) -> str | None:
     """``app``, ``kernel``, a role's name, or None for the standard library and third parties."""
-    if module == APP or module.startswith(APP + ".") or module in ENTRY_POINTS:
-        return "app"
     top = module.split(".")[0]
+    if top == APP:
+        return "app"
     if top == KERNEL:
         return "kernel"
     if top in ROLES:
@@ -83,14 +85,14 @@ def violations(source: str, module: str, is_package: bool = False) -> list[Viola
     tree = ast.parse(source, filename=module)
     for line, target in imported_modules(tree, module, is_package):
         if here != "app" and target.split(".")[0] in DYNAMIC_IMPORT:
-            why = "dynamic import outside kordon.app"
+            why = "dynamic import outside composition"
             found.setdefault((line, why), Violation(module, line, target, why))
             continue
         there = layer_of(target)
         if there is None or there == here or here == "app":
             continue
         if there == "app":
-            why = "only the composition layer's own modules and tools import kordon.app"
+            why = "only the composition layer's own modules and tools import composition"
         elif here == "kernel":
             why = "the kernel imports no role"
         elif there != "kernel":
@@ -102,7 +104,7 @@ def violations(source: str, module: str, is_package: bool = False) -> list[Viola
 
 
 def shipped_modules() -> Iterator[tuple[str, Path]]:
-    for top in (KERNEL, *ROLES):
+    for top in (KERNEL, *ROLES, APP):
         for path in sorted((ROOT / top).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
             yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
@@ -111,7 +113,7 @@ def shipped_modules() -> Iterator[tuple[str, Path]]:
 def test_every_top_level_package_has_a_layer() -> None:
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
     assert packages, ROOT
-    unknown = packages - {KERNEL, *ROLES, *TOOLS}
+    unknown = packages - {KERNEL, APP, *ROLES, *TOOLS}
     assert not unknown, f"add {sorted(unknown)} to the layering rule (kernel, role or tool)"
 
 
@@ -131,11 +133,12 @@ def test_kernel_and_roles_keep_to_their_layers() -> None:
     [
         ("kordon.fleet", "def f():\n    from simulators.library import FLEETS\n", "no role"),
         ("kordon.config", "import api.role\n", "no role"),
-        ("kordon", "from . import app\n", "composition layer"),
-        ("kordon.model.topics", "from ..app import cli\n", "composition layer"),
+        ("kordon", "import composition\n", "composition layer"),
+        ("kordon.model.topics", "from composition import cli\n", "composition layer"),
+        ("dashboards.cli", "from alerts.config import rules\n", "another role"),
         ("alerts.replay", "from simulators import engine\n", "another role"),
         ("api.scenarios", "if TYPE_CHECKING:\n    import simulators\n", "another role"),
-        ("collector.role", "from kordon.app.roles import build_role\n", "composition layer"),
+        ("collector.role", "from composition.roles import build_role\n", "composition layer"),
         ("api.scenarios", "import importlib.util\n", "dynamic import"),
         ("kordon.roles", "from importlib import import_module\n", "dynamic import"),
         ("simulators", "def f(n):\n    return __import__(n)\n", "dynamic import"),
@@ -153,4 +156,73 @@ def test_the_checker_lets_allowed_imports_through() -> None:
     )
     assert violations(source, "alerts.replay") == []
     app = "from alerts.verify import table\nfrom simulators.engine import ScenarioRun\n"
-    assert violations(app, "kordon.app.verify") == []
+    assert violations(app, "composition.verify") == []
+
+
+def import_graph(modules: list[tuple[str, Path]]) -> dict[str, set[str]]:
+    """Each shipped module and the shipped modules it imports (``from a import b`` names the
+    module ``a.b`` where that is a module, else ``a``)."""
+    names = {name for name, _ in modules}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        edges = set()
+        for _, target in imported_modules(tree, name, path.name == "__init__.py"):
+            if target in names and target != name:
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circle() -> None:
+    """A package's ``__init__`` re-exporting its modules is the one allowed shape: the edge from
+    a module to its own package's ``__init__`` is left out, since a module importing a sibling
+    through its package is an import of the sibling."""
+    modules = list(shipped_modules())
+    graph = import_graph(modules)
+    packages = {name for name, path in modules if path.name == "__init__.py"}
+    for name, edges in graph.items():
+        own = {p for p in packages if name.startswith(p + ".")}
+        edges -= own
+    assert circles(graph) == []
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert circles(graph) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []

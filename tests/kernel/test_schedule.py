@@ -26,8 +26,8 @@ from kordon.schedule import (
     parse,
 )
 from kordon.schedule.render import to_hourly, to_ical, to_json
-from tests.harness.files import FileServer
-from tests.harness.servers import free_port
+from testkit.files import FileServer
+from testkit.servers import free_port
 
 KYIV = ZoneInfo("Europe/Kyiv")
 DAY = date(2024, 12, 17)
@@ -276,14 +276,14 @@ def test_kordon_schedule_show(server: FileServer, tmp_path: Path) -> None:
     env = {"KORDON_DATA_DIR": str(tmp_path / "data"), "KORDON_FLEET": str(fleet),
            "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-m", "kordon.app.cli", "schedule", "show", "--at", str(t(9))],
+        [sys.executable, "-m", "composition.cli", "schedule", "show", "--at", str(t(9))],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     assert "alpha (group 3, dso): 2 cut(s)" in out
     assert "Tue 17 Dec 16:00 - Tue 17 Dec 18:30  2.5 h" in out
     assert "gamma (group 4): UNKNOWN" in out
     one = subprocess.run(
-        [sys.executable, "-m", "kordon.app.cli", "schedule", "show", "beta", "--at",
+        [sys.executable, "-m", "composition.cli", "schedule", "show", "beta", "--at",
          str(t(9))], env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     assert "beta (group 3.1, dso): 1 cut(s)" in one and "alpha" not in one

@@ -21,8 +21,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kordon.app.devices import check_password, hash_password, provision, read_passwd
-from tests.harness import InfluxServer, MakeProcess, MosquittoServer, wait_until
+from composition.devices import check_password, hash_password, provision, read_passwd
+from testkit import InfluxServer, MakeProcess, MosquittoServer, wait_until
 
 FLEET = """\
 name: acl-test
@@ -44,7 +44,7 @@ def _provision(fleet: Path, out: Path, *extra: str) -> dict[str, str]:
         [
             sys.executable,
             "-m",
-            "kordon",
+            "composition",
             "devices",
             "provision",
             str(fleet),

@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kordon.config import ConfigError, load_settings
-from tests.harness import (
+from testkit import (
     InfluxServer,
     KordonProcess,
     MakeProcess,

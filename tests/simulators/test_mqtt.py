@@ -17,11 +17,11 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
-from kordon.app import cli
+from composition import cli
 from kordon.model.payload import decode_telemetry
 from kordon.model.topics import Channel, parse_topic, status_topic
 from simulators.mqtt import BrokerTarget, FleetConnections
-from tests.harness import wait_until
+from testkit import wait_until
 
 
 @dataclass(frozen=True)

@@ -289,12 +289,14 @@ def test_scenario_fleet_prints_the_fleet_a_rehearsal_loads(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "kordon", "scenario", "fleet", "battery-wear"],
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "composition", "scenario", "fleet", "battery-wear"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
     (tmp_path / "fleet.yaml").write_text(done.stdout)
     fleet = load_fleet(tmp_path / "fleet.yaml")
     assert fleet.autonomy("rava-ruska", "ups-it") == 3600.0  # the scenario's override
     assert fleet == load_scenario("battery-wear").fleet
-    bad = subprocess.run([sys.executable, "-m", "kordon", "scenario", "fleet", "no-such"],
+    bad = subprocess.run([sys.executable, "-m", "composition", "scenario", "fleet", "no-such"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no-such" in bad.stderr and "library has" in bad.stderr

@@ -12,14 +12,14 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
-from kordon.app import cli
+from composition import cli
 from kordon.model.payload import decode_telemetry
 from kordon.model.topics import CLOCK_FILTER, clock_topic, parse_topic
 from kordon.streamclock import ClockAnnouncement, StreamClocks
 from simulators.clock_announce import ClockAnnouncer
 from simulators.mqtt import BrokerTarget, FleetConnections
 from simulators.pacing import Pacer, Progress
-from tests.harness import wait_until
+from testkit import wait_until
 
 SCENARIO = """\
 # test

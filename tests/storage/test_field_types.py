@@ -35,10 +35,11 @@ from kordon.storage.fieldtypes import (
     type_name,
 )
 from kordon.storage.lineprotocol import encode_line
-from kordon.storage.telemetry import StoreRejected, TelemetryStore, open_telemetry_store
-from tests.harness import InfluxServer, MosquittoServer, wait_until
-from tests.harness.field_types import Collector
-from tests.harness.mqtt import Publisher, Recorder
+from kordon.storage.stores import open_telemetry_store
+from kordon.storage.telemetry import StoreRejected, TelemetryStore
+from testkit import InfluxServer, MosquittoServer, wait_until
+from testkit.field_types import Collector
+from testkit.mqtt import Publisher, Recorder
 
 T0 = 1_790_000_400 * 10**9
 S = 10**9

@@ -30,7 +30,7 @@ from kordon.storage.lineprotocol import (
     escape_string_field,
     format_field_value,
 )
-from tests.harness import InfluxServer
+from testkit import InfluxServer
 
 TS0 = 1_790_000_000 * 10**9
 _examples = itertools.count()

@@ -14,8 +14,9 @@ import pytest
 from kordon.config import InfluxSettings
 from kordon.storage.influx import InfluxRejected
 from kordon.storage.lineprotocol import encode_line
-from kordon.storage.telemetry import HistoryRequest, TelemetryStore, open_telemetry_store
-from tests.harness import InfluxServer
+from kordon.storage.stores import open_telemetry_store
+from kordon.storage.telemetry import HistoryRequest, TelemetryStore
+from testkit import InfluxServer
 
 T0 = 1_790_000_400 * 10**9  # a multiple of 600 s: history buckets start on it
 S = 10**9

@@ -1,0 +1,5 @@
+import sys
+
+from composition.cli import main
+
+sys.exit(main())

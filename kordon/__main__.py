@@ -1,5 +1,0 @@
-import sys
-
-from kordon.app.cli import main
-
-sys.exit(main())

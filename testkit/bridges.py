@@ -1,0 +1,195 @@
+"""Real UPS sources for the bridge tests: NUT's upsd with dummy-ups drivers, and snmpsim.
+
+NUT: Debian's ``nut-server``. ``/usr/sbin/upsd`` is a wrapper that reads /etc/nut, so the
+tests run the real binaries in /lib/nut with ``NUT_CONFPATH``/``NUT_STATEPATH`` pointing at a
+temporary folder, in the foreground (``-F``) so they are ordinary child processes. Each UPS
+is a ``dummy-ups`` driver replaying a ``.seq`` file (``TIMER n`` waits n seconds; at the end
+it starts over, so a long last ``TIMER`` holds the final state).
+
+SNMP: snmpsim from PyPI answers from ``.snmprec`` files (``OID|type|value``); the data file's
+name is the v1/v2c community and the v3 context name. snmpsim refuses to run as root unless
+``SNMPSIM_ALLOW_ROOT=true`` (it would drop to 'nobody', who cannot read this venv).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from testkit import KordonProcess, free_port
+from testkit.servers import _Server
+from testkit.waiting import end_process, wait_until
+
+NUT_BIN = Path("/lib/nut")
+VENV_BIN = Path(sys.executable).parent
+
+
+def nut_request(port: int, *lines: str, timeout: float = 1.0) -> list[str]:
+    """Send requests to upsd with a plain socket; its answer lines (test probe, not the client)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall("".join(f"{line}\n" for line in (*lines, "LOGOUT")).encode())
+        data = b""
+        while not data.endswith(b"OK Goodbye\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode().splitlines()
+
+
+class NutServer:
+    """upsd plus one dummy-ups driver per UPS, from ``sequences`` (UPS name -> .seq text)."""
+
+    def __init__(self, folder: Path, sequences: dict[str, str], *, maxage: int = 3,
+                 users: str = "") -> None:
+        self.folder = folder
+        self.state = folder / "state"
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.names = list(sequences)
+        self.env = {**os.environ, "NUT_CONFPATH": str(folder), "NUT_STATEPATH": str(self.state)}
+        sections = []
+        for name, text in sequences.items():
+            path = folder / f"{name}.seq"
+            path.write_text(text)
+            sections.append(
+                f'[{name}]\n  driver = dummy-ups\n  port = {path}\n  desc = "Kordon test {name}"\n'
+                "  pollinterval = 1\n"
+            )
+        (folder / "ups.conf").write_text("\n".join(sections))
+        (folder / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nMAXAGE {maxage}\n")
+        (folder / "upsd.users").write_text(users)
+        (folder / "upsd.users").chmod(0o600)
+        self.drivers: dict[str, subprocess.Popen[bytes]] = {}
+        self.upsd: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        with (self.folder / log_name).open("ab") as log:
+            return subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+
+    def start(self) -> NutServer:
+        for name in self.names:
+            self.drivers[name] = self._spawn(
+                [str(NUT_BIN / "dummy-ups"), "-a", name, "-u", "root", "-F"], f"driver-{name}.log"
+            )
+        self.start_upsd()
+        for name in self.names:
+            wait_until(lambda n=name: self._serving(n), 15, what=f"upsd to serve {name}")
+        return self
+
+    def start_upsd(self) -> None:
+        self.upsd = self._spawn([str(NUT_BIN / "upsd"), "-u", "root", "-F"], "upsd.log")
+        wait_until(lambda: self._answers(), 15, what="upsd to listen")
+
+    def _answers(self) -> bool:
+        if self.upsd is not None and self.upsd.poll() is not None:
+            raise RuntimeError(f"upsd exited: {(self.folder / 'upsd.log').read_text()}")
+        try:
+            return bool(nut_request(self.port, "VER"))
+        except OSError:
+            return False
+
+    def _serving(self, ups: str) -> bool:
+        driver = self.drivers[ups]
+        if driver.poll() is not None:
+            log = (self.folder / f"driver-{ups}.log").read_text()
+            raise RuntimeError(f"dummy-ups for {ups} exited: {log}")
+        answer = self.status(ups)
+        return answer.startswith("VAR") and "WAIT" not in answer
+
+    def status(self, ups: str) -> str:
+        return nut_request(self.port, f"GET VAR {ups} ups.status")[0]
+
+    def stop_upsd(self) -> None:
+        if self.upsd is not None:
+            end_process(self.upsd, timeout=10)
+            self.upsd = None
+
+    def pause_driver(self, name: str) -> None:
+        """Freeze a driver: upsd answers ERR DATA-STALE for it after MAXAGE seconds."""
+        self.drivers[name].send_signal(signal.SIGSTOP)
+
+    def resume_driver(self, name: str) -> None:
+        self.drivers[name].send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.stop_upsd()
+        for driver in self.drivers.values():
+            driver.send_signal(signal.SIGCONT)
+            end_process(driver, timeout=10)
+
+
+class SnmpAgent(_Server):
+    """snmpsim-command-responder on a free loopback UDP port, serving ``recordings``."""
+
+    name = "snmpsim"
+
+    def __init__(self, workdir: Path, recordings: dict[str, str], *, v3_user: str = "kordon",
+                 auth_key: str = "auth-secret-1", priv_key: str = "priv-secret-1") -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+        self.data = workdir / "data"
+        self.data.mkdir(exist_ok=True)
+        for community, text in recordings.items():
+            (self.data / f"{community}.snmprec").write_text(text)
+        self.v3_user, self.auth_key, self.priv_key = v3_user, auth_key, priv_key
+
+    def command(self) -> list[str]:
+        return [
+            str(VENV_BIN / "snmpsim-command-responder"),
+            f"--data-dir={self.data}",
+            f"--cache-dir={self.workdir / 'cache'}",
+            f"--agent-udpv4-endpoint=127.0.0.1:{self.port}",
+            f"--v3-user={self.v3_user}",
+            f"--v3-auth-key={self.auth_key}", "--v3-auth-proto=SHA",
+            f"--v3-priv-key={self.priv_key}", "--v3-priv-proto=AES",
+        ]
+
+    def ready(self) -> bool:
+        return "Listening at UDP/IPv4 endpoint" in self.log_path.read_text(errors="replace")
+
+    def start(self) -> None:
+        if self.log_path.exists():
+            self.log_path.unlink()  # ready() reads the log: only this run's lines count
+        previous = os.environ.get("SNMPSIM_ALLOW_ROOT")
+        os.environ["SNMPSIM_ALLOW_ROOT"] = "true"  # for the child only (see module doc)
+        try:
+            super().start()
+        finally:
+            if previous is None:
+                del os.environ["SNMPSIM_ALLOW_ROOT"]
+            else:
+                os.environ["SNMPSIM_ALLOW_ROOT"] = previous
+
+
+def snmprec(values: dict[str, tuple[int, object]]) -> str:
+    """An .snmprec file from OID -> (BER tag, value), sorted by OID as snmpsim expects."""
+
+    def key(oid: str) -> tuple[int, ...]:
+        return tuple(int(arc) for arc in oid.split("."))
+
+    return "".join(f"{oid}|{tag}|{value}\n" for oid, (tag, value) in
+                   sorted(values.items(), key=lambda item: key(item[0])))
+
+
+class BridgeProcess(KordonProcess):
+    """A bridge as a child process: ``kordon nut-bridge`` / ``kordon snmp-bridge``."""
+
+    def __init__(self, args: list[str], mqtt_url: str, workdir: Path) -> None:
+        config = workdir / "bridge.yaml"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config.write_text("log_level: INFO\nmqtt:\n  protocol: '3.1.1'\n")
+        super().__init__(args, {"KORDON_CONFIG": str(config), "KORDON_MQTT_URL": mqtt_url},
+                         workdir)
+
+
+MakeNutServer = Callable[..., NutServer]
+MakeSnmpAgent = Callable[..., SnmpAgent]
+MakeBridge = Callable[..., BridgeProcess]
+"""The types of the fixtures of tests/bridges/conftest.py."""
