@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import httpx
@@ -17,10 +19,38 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 
 
+# Ports are handed out below Linux's ephemeral range (32768-60999), where no outgoing
+# connection takes one, and in a block of their own per pytest-xdist worker: two workers
+# asking the kernel for "any free port" at once can both be told the same one before either
+# server has bound it. A port is never handed out twice by one process.
+_PORT_BASE = 20000
+_PORT_BLOCK = 1500
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...; unset without xdist
+    return int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port nothing listens on, this worker's own."""
+    low = _PORT_BASE + _worker_index() * _PORT_BLOCK
+    candidates = list(range(low, low + _PORT_BLOCK))
+    random.shuffle(candidates)
+    with _port_lock:
+        for port in candidates:
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port left in {low}-{low + _PORT_BLOCK - 1}")
 
 
 def _port_open(port: int) -> bool:
