@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The folders a repository path starts with (every top-level folder that is not hidden).
 TOPS = (
     "kordon", "composition", "collector", "alerts", "api", "simulators", "bridges",
-    "dashboards", "tests", "testkit", "bench", "docs", "deploy", "scripts",
+    "dashboards", "tests", "testkit", "bench", "docs", "deploy", "scripts", ".ci",
 )
 SKIP_DIRS = {".venv", ".git", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
@@ -49,14 +49,15 @@ NOT_IN_REPOSITORY = {
 
 _PATH = re.compile(
     r"(?<![\w./~$@:%-])"  # not the tail of a longer path, URL or topic
-    r"(?:" + "|".join(TOPS) + r")"
+    r"(?:" + "|".join(re.escape(top) for top in TOPS) + r")"
     r"/[\w.*{}<>\[\]/-]*(?:::\w+)?"
 )
 _VERSION_SEGMENT = re.compile(r"^(?:kordon|api)/v\d+(?:/|$)")  # MQTT topics, API URLs
 _MODULE = re.compile(r"python3? -m ([A-Za-z_][\w.]*)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _PLACEHOLDER = re.compile(r"<[^>/]*>|\{[^}/]*\}|\[[^\]/]*\]")
-_UPPER = re.compile(r"(?<![\w])[A-Z][A-Z0-9_]+(?![\w])")
+_UPPER = re.compile(r"[A-Z][A-Z0-9_]+(?=\.\w+$|$)")  # a whole segment: bench/NAME.py
+_REAL_UPPER = {"README", "LICENSE", "CHANGELOG"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,14 @@ def clean(raw: str) -> str:
 def as_glob(text: str) -> str:
     """``alerts/notify/<kind>.py`` -> ``alerts/notify/*.py``; ``collector/...`` ->
     ``collector/*``; an upper-case word (``bench/NAME.py``) is a placeholder too."""
-    text = text.removesuffix("...")
-    text = _PLACEHOLDER.sub("*", text)
-    return _UPPER.sub("*", text).rstrip("/") or text
+    text = _PLACEHOLDER.sub("*", text.removesuffix("..."))
+    segments = [
+        _UPPER.sub("*", segment, count=1)
+        if _UPPER.fullmatch(segment.split(".")[0]) and segment.split(".")[0] not in _REAL_UPPER
+        else segment
+        for segment in text.split("/")
+    ]
+    return "/".join(segments).rstrip("/") or text
 
 
 def exists(text: str) -> bool:
@@ -242,6 +248,8 @@ def test_every_path_the_documentation_names_exists() -> None:
         ("`tests/storage/test_lineprotocol*.py`", False),
         ("one module per receiver, `alerts/notify/<kind>.py`", False),
         ("`bench/NAME.py`", False),
+        ("`docs/NAME_OF.md`", False),
+        ("`bench/README.md`", True),
         ("every module of collector/... is small", False),
         ("`testkit/chaos/`, then docs/storage.md.", False),
         ("topic `kordon/v1/{site}/ups/{device}/telemetry`", False),
