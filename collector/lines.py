@@ -4,7 +4,7 @@ The same validation as :func:`kordon.model.payload.decode_telemetry` (its checks
 not copied), without building a field dictionary per reading that would only be encoded
 again. Floats sent as JSON floats are encoded inline, and the encoded field of an enum or
 flags word (``ups.status``, ``power.source``: a handful of words repeated in every reading) is
-remembered per kind, raw value as sent. ``tests/test_payload.py`` checks with hypothesis that
+remembered per kind, raw value as sent. ``tests/kernel/test_payload.py`` checks with hypothesis that
 this path accepts, refuses and encodes exactly as decoding and then encoding would.
 
 Metrics Kordon does not type itself go through the collector's field-type table

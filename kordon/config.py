@@ -427,6 +427,6 @@ def describe_invalid(
         where = f"{key} (from {origin[key]})" if key in origin else key
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key; check its spelling against README's configuration table"
+            message = "unknown key; check its spelling against docs/configuration.md"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)

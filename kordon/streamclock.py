@@ -24,7 +24,7 @@ clock at receipt, so the clocks of publisher and follower hosts need not agree (
 second at 600x would be ten scenario minutes). A retained announcement delivered on subscribe
 is aged by ``wall_now - wall`` (the only estimate there is), until the next live one arrives.
 
-Rules (documented in docs/simulators.md and README's MQTT contract):
+Rules (documented in docs/simulators.md and docs/mqtt.md):
 
 * Scenario time applies only to the sites a live stream announced; every other site (real
   devices) is judged on the wall clock. Two live streams claiming one site: the stream first

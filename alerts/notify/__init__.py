@@ -10,7 +10,7 @@ failure, saying whether a retry can help.
 
 Adding a receiver kind: write ``alerts/notify/<kind>.py`` with its config class and notifier,
 name the class in :data:`RECEIVER_KINDS` below, and test it against a real server
-(tests/test_alerts_receivers.py fails while a kind module is left out of the registry).
+(tests/alerts/test_receivers.py fails while a kind module is left out of the registry).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ restart; nothing stored or paged twice, no page lost.
 The scenario and the definitions are in ``testkit/chaos/allinone.py``. Its shared mode (two
 collectors in one MQTT 5 shared group) is not run here: it costs about 35 s and loses, by
 Mosquitto 2.0.11's design, the second of readings published before the members subscribe
-again after the broker restart (README, Sessions). ``bench/chaos.py --all-in-one`` runs
+again after the broker restart (docs/collector.md, "Sessions"). ``bench/chaos.py --all-in-one`` runs
 either (``--pair mirrored|shared``) with InfluxDB down for a minute.
 """
 
