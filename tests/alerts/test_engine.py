@@ -14,6 +14,8 @@ from alerts.verify import check
 from composition.verify import replay_scenario
 from kordon.model.alerts import AlertRecord, AlertState, Matcher, fingerprint
 from kordon.storage.alert_store import AlertStore
+from simulators.library import library
+from simulators.scenario import load_scenario
 
 
 def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
@@ -38,16 +40,13 @@ def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 200 s of CPU for a day of every scenario: a busy host doubles it
-def test_every_library_scenario_meets_its_expectations() -> None:
-    from simulators.library import library
-    from simulators.scenario import load_scenario
-
-    failed = []
-    for name in library():
-        scenario = load_scenario(name)
-        result = replay_scenario(scenario, RulesSettings())
-        failed += [c for c in check(name, list(scenario.expect), result) if not c.ok]
+@pytest.mark.timeout(600)  # up to ~60 s of CPU for a day of one scenario; a busy host doubles it
+@pytest.mark.parametrize("name", sorted(library()))
+def test_every_library_scenario_meets_its_expectations(name: str) -> None:
+    """One test per scenario, so parallel workers share the library's ~200 s of CPU."""
+    scenario = load_scenario(name)
+    result = replay_scenario(scenario, RulesSettings())
+    failed = [c for c in check(name, list(scenario.expect), result) if not c.ok]
     assert not failed
 
 
