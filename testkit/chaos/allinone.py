@@ -498,8 +498,7 @@ def _start_all(processes: Iterable[KordonProcess], ready_line: str) -> None:
 def _check_pages(
     hook: WebhookReceiver, expected: list[Page], started: float, report: AllInOneReport
 ) -> None:
-    with hook._lock:
-        requests = [r for r in hook.requests if r.path == "/hook"]
+    requests = hook.received("/hook")
     bodies = [r.body for r in requests]
     seen: set[tuple[Page, str]] = set()
     unexpected: set[str] = set()

@@ -323,8 +323,7 @@ def _check_notifications(
     keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     sends: dict[tuple[str, str, str], int] = defaultdict(int)
     texts: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    with hook._lock:
-        requests = list(hook.requests)
+    requests = hook.received()
     report.notifications = len(requests)
     for request in requests:
         key = request.headers.get("Idempotency-Key", "")
