@@ -30,8 +30,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from alerts.config import NotifySettings, RulesSettings
 from alerts.notify.webhook import WebhookConfig
 from alerts.replay import ReplayResult, replay
@@ -90,7 +88,7 @@ def physical_events(scenario: Scenario) -> list[Incident]:
                 incident.empty.setdefault(ref.device, t)
                 incident.dark.setdefault(ref.device, t)
             (was_dark.add if dark else was_dark.discard)(key)
-        sources = getattr(run, "_scanner_source", np.zeros(len(scanner_refs)))
+        sources = run.scanner_source
         for i, ref in enumerate(scanner_refs):
             incident = open_.get(ref.site)
             key = (ref.site, ref.device)

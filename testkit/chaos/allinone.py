@@ -285,7 +285,7 @@ def run_all_in_one(
         report.restart_window = resubscribed - broker_stopped
         if mirrored:
             kept = sum(
-                any("session kept" in line for line in _log_since(member, offset))
+                "session kept" in member.process.log_since(offset)
                 for member, offset in zip(members, offsets, strict=True)
             )
             again = f"reconnected, sessions kept by {kept} of 2,"
@@ -357,20 +357,13 @@ def run_all_in_one(
     return report
 
 
-def _log_since(member: Member, offset: int) -> list[str]:
-    """The lines ``member``'s log gained past ``offset``."""
-    with member.process.log_path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read().decode(errors="replace").splitlines()
-
-
 def _subscribed_again(members: list[Member], offsets: list[int]) -> float | None:
     """When the last of ``members`` logged "collector ready" (after its SUBACK, or on a
     connect whose session an MQTT 3.1.1 broker kept) past its log ``offsets``, as wall-clock
     seconds; None while one has not."""
     times = []
     for member, offset in zip(members, offsets, strict=True):
-        lines = _log_since(member, offset)
+        lines = member.process.log_since(offset).splitlines()
         ready = [line for line in lines if line.endswith("collector ready")]
         if not ready:
             return None
