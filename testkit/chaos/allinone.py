@@ -88,13 +88,13 @@ from testkit.alertmanager import (
     fast_config,
     group_states,
 )
-from testkit.alerts import UPS_ON_MAINS, Devices, alerts_process, ups_on_battery
+from testkit.alerts import alerts_process
 from testkit.chaos.paired import Member
 from testkit.chaos.report import COLLECTOR_MODES, CollectorMode, Report
 from testkit.chaos.scenario import (
-    INCIDENT_UPS,
-    RADIO_MAINS,
+    LONE_UPS,
     RULES,
+    Incident,
     check_stored,
     left_behind,
     outbox_pending,
@@ -104,8 +104,6 @@ from testkit.chaos.scenario import (
 from testkit.collector import collector_process
 from testkit.mqtt import StreamPublisher, clear_session
 from testkit.receivers import WebhookReceiver
-
-LONE_UPS = "ups-9"
 
 
 @dataclass
@@ -197,8 +195,7 @@ def run_all_in_one(
             )
         )
     stream: StreamPublisher | None = None
-    incident: Devices | None = None
-    lone: Devices | None = None
+    incident: Incident | None = None
 
     def paged(status: str) -> bool:
         """Whether every expected page reached the receiver in ``status``."""
@@ -216,14 +213,7 @@ def run_all_in_one(
         stream = StreamPublisher(
             broker.host, broker.port, site, devices=devices, rate=devices, start_ts=start_ts
         ).start()
-        incident = Devices(broker, incident_site, period=0.5)
-        for name in INCIDENT_UPS:
-            incident.add("ups", name, **UPS_ON_MAINS)
-        incident.start()
-        lone = Devices(broker, lone_site, period=0.5)
-        lone.add("ups", LONE_UPS, **UPS_ON_MAINS)
-        lone.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
-        lone.start()
+        incident = Incident(broker, incident_site, lone_site).start()
         wait_until(lambda: all(m.received() > 0 for m in members), 30,
                    what="both collectors fed")
         wait_until(lambda: hook.bodies("/watchdog"), 30, what="the Watchdog via Alertmanager")
@@ -244,9 +234,7 @@ def run_all_in_one(
         influx.stop()
         influx_stopped = time.monotonic()
         event("InfluxDB stopped")
-        for name in INCIDENT_UPS:
-            incident.set(name, **ups_on_battery(90.0, drain=0.01))
-        lone.set(LONE_UPS, **ups_on_battery(90.0, drain=0.01))
+        incident.on_battery()
         event("incident: the 3-UPS site and the lone UPS on battery")
         wait_until(lambda: paged("firing"), 60, what="the incident's pages")
         # The node that sent them is the one whose peer merged their notification-log
@@ -297,9 +285,7 @@ def run_all_in_one(
         influx.start()
         event(f"InfluxDB back after {time.monotonic() - influx_stopped:.0f} s")
 
-        for name in INCIDENT_UPS:
-            incident.set(name, **UPS_ON_MAINS, _drain=None)
-        lone.set(LONE_UPS, **UPS_ON_MAINS, _drain=None)
+        incident.mains_back()
         event("incident over: mains back")
         wait_until(lambda: paged("resolved"), 60, what="the resolved pages")
         event("resolved pages delivered")
@@ -337,9 +323,8 @@ def run_all_in_one(
     finally:
         if stream is not None:
             stream.stop(settle=5)
-        for publisher in (incident, lone):
-            if publisher is not None:
-                publisher.stop()
+        if incident is not None:
+            incident.stop()
         for process in [member.process for member in members] + engines:
             code = process.stop()
             if code not in (0, None):

@@ -51,6 +51,41 @@ RULES = """rules:
   DeviceOffline: {default_interval: 30s, min_silence: 120s}
 """
 INCIDENT_UPS = ("ups-1", "ups-2", "ups-3")
+LONE_UPS = "ups-9"
+
+
+class Incident:
+    """The incident of both chaos runs: a 3-UPS site (one SitePowerOutage page, its UPS
+    pages inhibited) and a lone UPS of another site whose radio keeps grid power
+    (MainsPowerLost), publishing every 0.5 s; they go on battery and come back together."""
+
+    def __init__(self, broker: MosquittoServer, site: str, lone_site: str) -> None:
+        self.site = Devices(broker, site, period=0.5)
+        for name in INCIDENT_UPS:
+            self.site.add("ups", name, **UPS_ON_MAINS)
+        self.lone = Devices(broker, lone_site, period=0.5)
+        self.lone.add("ups", LONE_UPS, **UPS_ON_MAINS)
+        self.lone.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
+
+    def start(self) -> Incident:
+        self.site.start()
+        self.lone.start()
+        return self
+
+    def on_battery(self) -> None:
+        for name in INCIDENT_UPS:
+            self.site.set(name, **ups_on_battery(90.0, drain=0.01))
+        self.lone.set(LONE_UPS, **ups_on_battery(90.0, drain=0.01))
+
+    def mains_back(self) -> None:
+        for name in INCIDENT_UPS:
+            self.site.set(name, **UPS_ON_MAINS, _drain=None)
+        self.lone.set(LONE_UPS, **UPS_ON_MAINS, _drain=None)
+
+    def stop(self) -> None:
+        for devices in (self.site, self.lone):
+            if devices.running:
+                devices.stop()
 
 
 @dataclass
@@ -115,8 +150,7 @@ def run_chaos(
     )
     processes: list[KordonProcess] = [collector, engine]
     stream: StreamPublisher | None = None
-    incident: Devices | None = None
-    single: Devices | None = None
+    incident: Incident | None = None
     try:
         collector.start(ready_line="collector ready")
         engine.start(ready_line="alerts ready")
@@ -128,15 +162,8 @@ def run_chaos(
             rate=devices,
             start_ts=int(time.time()),
         ).start()
-        incident = Devices(broker, incident_site, period=0.5)
-        for name in INCIDENT_UPS:
-            incident.add("ups", name, **UPS_ON_MAINS)
-        incident.start()
-        single = Devices(broker, f"one-{incident_site}", period=0.5)
-        single.add("ups", "ups-9", **UPS_ON_MAINS)
-        single.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
-        single.start()
-        expected = [("SitePowerOutage", incident_site), ("MainsPowerLost", "ups-9")]
+        incident = Incident(broker, incident_site, f"one-{incident_site}").start()
+        expected = [("SitePowerOutage", incident_site), ("MainsPowerLost", LONE_UPS)]
         event(f"{devices} devices at 1 Hz and a 3-UPS site running")
         pause(durations.warmup)
 
@@ -152,9 +179,7 @@ def run_chaos(
         hook.stop()
         receiver_down = time.monotonic()
         event("webhook receiver down")
-        for name in INCIDENT_UPS:
-            incident.set(name, **ups_on_battery(90.0, drain=0.01))
-        single.set("ups-9", **ups_on_battery(90.0, drain=0.01))
+        incident.on_battery()
         event("incident: a 3-UPS site and the UPS of another site on battery")
         pause(2.0)
         engine.stop(signal.SIGKILL)
@@ -176,9 +201,7 @@ def run_chaos(
             what="the incident's pages",
         )
         event("pages delivered")
-        for name in INCIDENT_UPS:
-            incident.set(name, **UPS_ON_MAINS, _drain=None)
-        single.set("ups-9", **UPS_ON_MAINS, _drain=None)
+        incident.mains_back()
         event("incident over: mains back")
         pause(durations.tail)
         stream.stop(settle=60)
@@ -203,9 +226,8 @@ def run_chaos(
     finally:
         if stream is not None:
             stream.stop(settle=5)
-        for publisher in (incident, single):
-            if publisher is not None:
-                publisher.stop()
+        if incident is not None:
+            incident.stop()
         for process in processes:
             code = process.stop()
             if code not in (0, None):
