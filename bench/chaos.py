@@ -33,7 +33,8 @@ import tempfile
 from pathlib import Path
 
 from testkit import InfluxServer, MosquittoServer
-from testkit.chaos.allinone import COLLECTOR_MODES, AllInOneDurations, run_all_in_one
+from testkit.chaos.allinone import AllInOneDurations, run_all_in_one
+from testkit.chaos.report import COLLECTOR_MODES
 from testkit.chaos.scenario import Durations, run_chaos
 from testkit.chaos.window import measure
 

@@ -39,10 +39,10 @@ from pathlib import Path
 
 from bench.common import peak_rss_mb, scrape, start_servers
 from testkit import KordonProcess, free_port, wait_until
-from testkit.bridges import BridgeProcess
+from testkit.bridges import BridgeProcess, NutServer
 from testkit.collector import kordon_env
 from testkit.mqtt import Recorder
-from testkit.nut_library import MISSING, LibraryServer, batches, dumps, library_root
+from testkit.nut_library import MISSING, batches, dumps, library_root
 
 
 def rss_mb(pid: int) -> float:
@@ -92,7 +92,7 @@ def main() -> int:
     collector = KordonProcess(["run", "--roles", "collector"],
                               kordon_env(config, broker, influx, database, base / "data"),
                               base / "collector")
-    servers: list[LibraryServer] = []
+    servers: list[NutServer] = []
     bridges: list[BridgeProcess] = []
     deadletters = Recorder(broker.host, broker.port, "kordon/v1/deadletter")
     print(f"cpus={os.cpu_count()} ups={len(items)} per_site={args.per_site} interval=1s",
@@ -103,7 +103,7 @@ def main() -> int:
         pid = collector.process.pid
         started = time.monotonic()
         for number, site_items in enumerate(batches(items, args.per_site)):
-            nut = LibraryServer(base / f"nut{number}", site_items)
+            nut = NutServer.from_dumps(base / f"nut{number}", site_items)
             servers.append(nut.start())
             bridge = BridgeProcess(
                 ["nut-bridge", "--nut", f"127.0.0.1:{nut.port}", "--site", f"site{number:02d}",

@@ -24,17 +24,11 @@ Run from the repository root: ``.venv/bin/python -m bench.incident [SCENARIO ...
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import numpy as np
 
 from alerts.config import NotifySettings, RulesSettings
 from alerts.notify.webhook import WebhookConfig
@@ -44,6 +38,7 @@ from kordon.model.kinds import DeviceKind
 from simulators.engine import ScenarioRun
 from simulators.physics.ups import STATUS_TEXT
 from simulators.scenario import Scenario, load_scenario
+from testkit.receivers import WebhookReceiver
 
 
 # ---------------------------------------------------------------------------- physics
@@ -93,7 +88,7 @@ def physical_events(scenario: Scenario) -> list[Incident]:
                 incident.empty.setdefault(ref.device, t)
                 incident.dark.setdefault(ref.device, t)
             (was_dark.add if dark else was_dark.discard)(key)
-        sources = getattr(run, "_scanner_source", np.zeros(len(scanner_refs)))
+        sources = run.scanner_source
         for i, ref in enumerate(scanner_refs):
             incident = open_.get(ref.site)
             key = (ref.site, ref.device)
@@ -126,55 +121,26 @@ class Arrival:
     key: str
 
 
-class Receiver:
-    """A real HTTP webhook receiver on loopback that records every POST."""
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[dict[str, Any], str]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.bodies.append((json.loads(raw), self.headers.get("Idempotency-Key", "")))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-Inbox = Callable[[], list[tuple[dict[str, Any], str]]]
-
-
-def deliver(result: ReplayResult, url: str, inbox: Inbox, timeout: float = 10.0) -> list[Arrival]:
-    """POST every notification the engine decided through the real webhook notifier, in
-    order; ``inbox()`` lists what the receiver got as (body, idempotency key)."""
-    notifier = WebhookConfig(url=url).notifier()
+def deliver(result: ReplayResult, hook: WebhookReceiver,
+            timeout: float = 10.0) -> list[Arrival]:
+    """POST every notification the engine decided through the real webhook notifier to
+    ``hook``, in order, and read back what the receiver got (body, idempotency key)."""
+    notifier = WebhookConfig(url=hook.url()).notifier()
     arrivals = []
     try:
         for decided, note in result.notifications:
             key = note.idempotency_key("default/webhook")
-            before = len(inbox())
+            before = len(hook.received())
             started = time.perf_counter()
             notifier.send(note.payload, key)
-            while len(inbox()) == before:  # the server thread records it after answering
+            while len(hook.received()) == before:  # the server records it after answering
                 if time.perf_counter() - started > timeout:
                     raise TimeoutError("the receiver did not record a delivery")
                 time.sleep(0.0005)
             took = time.perf_counter() - started
-            body, got_key = inbox()[-1]
-            arrivals.append(Arrival(decided + took, decided, body, got_key))
+            request = hook.received()[-1]
+            arrivals.append(Arrival(decided + took, decided, request.body,
+                                    request.headers.get("Idempotency-Key", "")))
     finally:
         notifier.close()
     return arrivals
@@ -305,7 +271,7 @@ def table(rows: list[Figures]) -> str:
 
 
 def measure(names: list[str]) -> list[Figures]:
-    receiver = Receiver()
+    receiver = WebhookReceiver().start()
     rows: list[Figures] = []
     try:
         for name in names:
@@ -313,11 +279,11 @@ def measure(names: list[str]) -> list[Figures]:
             incidents = physical_events(scenario)
             if not incidents:
                 continue
-            result = run_scenario(scenario, receiver.url)
-            arrivals = deliver(result, receiver.url, lambda: receiver.bodies)
+            result = run_scenario(scenario, receiver.url())
+            arrivals = deliver(result, receiver)
             rows.extend(figures(name, incidents, result, arrivals))
     finally:
-        receiver.close()
+        receiver.stop()
     return rows
 
 

@@ -81,7 +81,7 @@ def drain(
 
     def first_ready() -> bool:
         for index, process in enumerate(processes):
-            ready[index] = ready[index] or "collector ready" in process._log_since(offsets[index])
+            ready[index] = ready[index] or "collector ready" in process.log_since(offsets[index])
         return any(ready)
 
     wait_until(first_ready, 60, interval=0.005, what="a member connected")

@@ -176,6 +176,8 @@ class ScenarioRun:
         self.alive = np.zeros(n, dtype=bool)  # the device's controller runs
         self.comm_up = np.zeros(n, dtype=bool)  # connected to the broker
         self.power_off = np.zeros(n, dtype=bool)  # switched off by an operator (clean)
+        # what feeds each scanner, an index of SCANNER_SOURCES (0: none), as of the last step
+        self.scanner_source = np.zeros(len(self._entries[DeviceKind.SCANNER]), dtype=np.int64)
         self.hung = np.zeros(n, dtype=bool)
         self.crashed = np.zeros(n, dtype=bool)
         self.rebooted = np.zeros(n, dtype=bool)
@@ -426,7 +428,7 @@ class ScenarioRun:
             outdoor_c=self.outdoor_c[self.scanner_site],
             room_c=self.indoor_c[self.scanner_site],
         )
-        self._scanner_source = np.where(scanner_powered, scanner_source, 0)
+        self.scanner_source = np.where(scanner_powered, scanner_source, 0)
 
         ra_sl = self._slices[DeviceKind.RADIO]
         radio_ac = np.where(
@@ -642,7 +644,7 @@ class ScenarioRun:
         return (
             WIRE_STATES[state],
             PHASE_NAMES[state],
-            SCANNER_SOURCES[self._scanner_source[idx]],
+            SCANNER_SOURCES[self.scanner_source[idx]],
             np.rint(np.maximum(draw * (1 + 0.02 * noise[0]), 0.0)).astype(np.int64),
             [JSON_BOOL[v] for v in s.xray_ready()[idx].tolist()],
             s.scans_total[idx],

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
-from testkit.servers import _Server, free_port
+from testkit.servers import ServerProcess, free_port
 from testkit.waiting import wait_until
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
@@ -73,7 +73,7 @@ def group_states(bodies: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     )
 
 
-class AlertmanagerNode(_Server):
+class AlertmanagerNode(ServerProcess):
     name = "alertmanager"
 
     def __init__(self, workdir: Path, config: Path, peers: list[str], *, index: int) -> None:

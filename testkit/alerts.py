@@ -97,6 +97,11 @@ class Devices:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._lock:

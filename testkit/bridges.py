@@ -19,10 +19,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from testkit import KordonProcess, free_port
-from testkit.servers import _Server
+from testkit.nut_library import Dump
+from testkit.servers import ServerProcess
 from testkit.waiting import end_process, wait_until
 
 NUT_BIN = Path("/lib/nut")
@@ -42,50 +44,90 @@ def nut_request(port: int, *lines: str, timeout: float = 1.0) -> list[str]:
     return data.decode().splitlines()
 
 
-class NutServer:
-    """upsd plus one dummy-ups driver per UPS, from ``sequences`` (UPS name -> .seq text)."""
+@dataclass(frozen=True, slots=True)
+class NutUps:
+    """One UPS section of ``ups.conf``: a ``dummy-ups`` driver serving ``file``."""
 
-    def __init__(self, folder: Path, sequences: dict[str, str], *, maxage: int = 3,
+    name: str
+    file: Path  # a .seq (replayed in a loop) or a .dev (read once, then held)
+    desc: str
+    pollinterval: int | None = None  # seconds; dummy-ups' own default when None
+
+    def section(self) -> str:
+        lines = [f"[{self.name}]", "  driver = dummy-ups", f"  port = {_quoted(str(self.file))}",
+                 f"  desc = {_quoted(self.desc)}"]
+        if self.pollinterval is not None:
+            lines.append(f"  pollinterval = {self.pollinterval}")
+        return "\n".join(lines) + "\n"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class NutServer:
+    """upsd plus one ``dummy-ups`` driver per UPS, all in one upsd (many UPS sections).
+
+    Made from ``.seq`` texts (:meth:`from_sequences`, the bridge tests) or from dumps of the
+    NUT Devices Dumps Library (:meth:`from_dumps`, ``testkit.nut_library``).
+    """
+
+    def __init__(self, folder: Path, units: list[NutUps], *, maxage: int = 3,
                  users: str = "") -> None:
         self.folder = folder
-        self.state = folder / "state"
+        self.state = folder / "s"  # short: upsd talks to drivers over sockets in here
         self.state.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.names = list(sequences)
+        self.units = units
         self.env = {**os.environ, "NUT_CONFPATH": str(folder), "NUT_STATEPATH": str(self.state)}
-        sections = []
-        for name, text in sequences.items():
-            path = folder / f"{name}.seq"
-            path.write_text(text)
-            sections.append(
-                f'[{name}]\n  driver = dummy-ups\n  port = {path}\n  desc = "Kordon test {name}"\n'
-                "  pollinterval = 1\n"
-            )
-        (folder / "ups.conf").write_text("\n".join(sections))
+        (folder / "ups.conf").write_text("\n".join(unit.section() for unit in units))
         (folder / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nMAXAGE {maxage}\n")
         (folder / "upsd.users").write_text(users)
         (folder / "upsd.users").chmod(0o600)
         self.drivers: dict[str, subprocess.Popen[bytes]] = {}
         self.upsd: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def from_sequences(cls, folder: Path, sequences: dict[str, str], *, maxage: int = 3,
+                       users: str = "") -> NutServer:
+        """One UPS per ``sequences`` entry (UPS name -> .seq text), polled every second."""
+        folder.mkdir(parents=True, exist_ok=True)
+        units = []
+        for name, text in sequences.items():
+            path = folder / f"{name}.seq"
+            path.write_text(text)
+            units.append(NutUps(name, path, f"Kordon test {name}", pollinterval=1))
+        return cls(folder, units, maxage=maxage, users=users)
+
+    @classmethod
+    def from_dumps(cls, folder: Path, items: list[Dump], *, maxage: int = 30) -> NutServer:
+        """One UPS per library dump, served in dummy-ups' "dummy-once" mode."""
+        return cls(folder, [NutUps(item.ups, item.path, item.label) for item in items],
+                   maxage=maxage)
+
+    @property
+    def names(self) -> list[str]:
+        return [unit.name for unit in self.units]
+
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         with (self.folder / log_name).open("ab") as log:
             return subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
 
-    def start(self) -> NutServer:
+    def start(self, timeout: float = 120) -> NutServer:
+        """Start every driver and upsd; wait (``timeout`` s at most) until upsd serves all."""
         for name in self.names:
             self.drivers[name] = self._spawn(
                 [str(NUT_BIN / "dummy-ups"), "-a", name, "-u", "root", "-F"], f"driver-{name}.log"
             )
         self.start_upsd()
-        for name in self.names:
-            wait_until(lambda n=name: self._serving(n), 15, what=f"upsd to serve {name}")
+        wait_until(self._all_serving, timeout, interval=0.2,
+                   what=f"upsd to serve all {len(self.units)} UPSes")
         return self
 
     def start_upsd(self) -> None:
         self.upsd = self._spawn([str(NUT_BIN / "upsd"), "-u", "root", "-F"], "upsd.log")
-        wait_until(lambda: self._answers(), 15, what="upsd to listen")
+        wait_until(self._answers, 30, what="upsd to listen")
 
     def _answers(self) -> bool:
         if self.upsd is not None and self.upsd.poll() is not None:
@@ -95,16 +137,30 @@ class NutServer:
         except OSError:
             return False
 
-    def _serving(self, ups: str) -> bool:
-        driver = self.drivers[ups]
-        if driver.poll() is not None:
-            log = (self.folder / f"driver-{ups}.log").read_text()
-            raise RuntimeError(f"dummy-ups for {ups} exited: {log}")
-        answer = self.status(ups)
-        return answer.startswith("VAR") and "WAIT" not in answer
+    def _all_serving(self) -> bool:
+        for name, driver in self.drivers.items():
+            if driver.poll() is not None:
+                log = (self.folder / f"driver-{name}.log").read_text(errors="replace")
+                raise RuntimeError(f"dummy-ups for {name} exited: {log}")
+        lines = nut_request(self.port, *(f"GET VAR {name} ups.status" for name in self.names),
+                            timeout=10)
+        answers = [line for line in lines if line.startswith(("VAR ", "ERR "))]
+        return len(answers) == len(self.units) and all(
+            line.startswith("VAR ") and "WAIT" not in line for line in answers
+        )
 
-    def status(self, ups: str) -> str:
-        return nut_request(self.port, f"GET VAR {ups} ups.status")[0]
+    def all_variables(self) -> dict[str, dict[str, str]]:
+        """What upsd serves for every UPS (``LIST VAR``), read over one connection with the
+        test's own probe."""
+        from bridges.nut.protocol import split_words
+
+        served: dict[str, dict[str, str]] = {name: {} for name in self.names}
+        lines = nut_request(self.port, *(f"LIST VAR {name}" for name in self.names), timeout=30)
+        for line in lines:
+            if line.startswith("VAR "):
+                _, ups, name, value = split_words(line)
+                served[ups][name] = value
+        return served
 
     def stop_upsd(self) -> None:
         if self.upsd is not None:
@@ -125,7 +181,7 @@ class NutServer:
             end_process(driver, timeout=10)
 
 
-class SnmpAgent(_Server):
+class SnmpAgent(ServerProcess):
     """snmpsim-command-responder on a free loopback UDP port, serving ``recordings``."""
 
     name = "snmpsim"

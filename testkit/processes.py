@@ -44,7 +44,7 @@ class KordonProcess:
         LIVE.add(self)
         if ready_line:
             wait_until(
-                lambda: self._log_since(offset).find(ready_line) >= 0 or self._dead(),
+                lambda: self.log_since(offset).find(ready_line) >= 0 or self._dead(),
                 timeout=timeout,
                 what=f"kordon to log {ready_line!r}",
             )
@@ -54,7 +54,8 @@ class KordonProcess:
     def _dead(self) -> bool:
         return self.process is not None and self.process.poll() is not None
 
-    def _log_since(self, offset: int) -> str:
+    def log_since(self, offset: int) -> str:
+        """What the log gained past ``offset`` (a size of :attr:`log_path` read before)."""
         with self.log_path.open("rb") as handle:
             handle.seek(offset)
             return handle.read().decode(errors="replace")

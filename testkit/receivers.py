@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from testkit.loopback import Handler, LoopbackServer
 from testkit.servers import free_port
 
 
@@ -26,56 +25,36 @@ class WebhookRequest:
     at: float = 0.0  # time.monotonic() on arrival
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
+    """Records every POST (path, headers, JSON body, arrival) and answers 200."""
+
+    methods = ("POST",)
+
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        super().__init__(port)
         self.requests: list[WebhookRequest] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return super().url(path)
 
-    def start(self) -> WebhookReceiver:
-        receiver = self
+    def answer(self, request: Handler) -> None:
+        received = WebhookRequest(request.path, dict(request.headers.items()),
+                                  json.loads(request.body()), time.monotonic())
+        with self.lock:
+            self.requests.append(received)
+        request.reply(200)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                raw = self.rfile.read(length)
-                with receiver._lock:
-                    receiver.requests.append(
-                        WebhookRequest(self.path, dict(self.headers.items()), json.loads(raw),
-                                       time.monotonic())
-                    )
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def received(self, path: str | None = None) -> list[WebhookRequest]:
+        """Every request received so far (to ``path``), in order of arrival."""
+        with self.lock:
+            return [r for r in self.requests if path is None or r.path == path]
 
     def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            return [r.body for r in self.requests if path is None or r.path == path]
+        return [r.body for r in self.received(path)]
 
     def arrivals(self, path: str | None = None) -> list[float]:
         """``time.monotonic()`` of every request's arrival (to ``path``)."""
-        with self._lock:
-            return [r.at for r in self.requests if path is None or r.path == path]
+        return [r.at for r in self.received(path)]
 
     def alerts(self, path: str | None = None) -> list[tuple[str, str, str]]:
         """(alertname, device or site, status) of every alert in every request."""

@@ -61,7 +61,10 @@ def _port_open(port: int) -> bool:
         return False
 
 
-class _Server:
+class ServerProcess:
+    """A server binary as a child process with its log in ``workdir/<name>.log``: subclasses
+    give its :meth:`command` and when it is :meth:`ready`."""
+
     name = "server"
 
     def __init__(self, workdir: Path) -> None:
@@ -114,7 +117,7 @@ class _Server:
             return ""
 
 
-class MosquittoServer(_Server):
+class MosquittoServer(ServerProcess):
     """Mosquitto configured as Kordon ships it: persistence on, queue limit lifted."""
 
     name = "mosquitto"
@@ -146,7 +149,7 @@ class MosquittoServer(_Server):
         return _port_open(self.port)
 
 
-class InfluxServer(_Server):
+class InfluxServer(ServerProcess):
     """InfluxDB 1.x (Debian's ``influxdb``) with its data in ``workdir``."""
 
     name = "influxd"

@@ -30,7 +30,7 @@ from alerts.battery.learn import (
     infer_blocks,
     rated_curve,
 )
-from alerts.battery.readings import Reading, _number, parse_flags, plausible_time
+from alerts.battery.readings import Reading, finite_number, parse_flags, plausible_time
 from alerts.battery.segment import DEFAULT_MAX_GAP_S, Discharge
 from kordon.fleet import Fleet, UpsParams
 from kordon.model.battery import BATTERY_MEASUREMENT
@@ -195,10 +195,10 @@ class BatteryLearning:
         flags = parse_flags(fields.get("ups.status"))
         if flags:
             unit.flags = flags
-        charge = figure("battery.charge", _number(fields.get("battery.charge")))
+        charge = figure("battery.charge", finite_number(fields.get("battery.charge")))
         if charge is not None:
             unit.charge = charge
-        load = figure("ups.load", _number(fields.get("ups.load")))
+        load = figure("ups.load", finite_number(fields.get("ups.load")))
         if load is not None:
             if unit.load is None or last_time is None:
                 unit.load = load

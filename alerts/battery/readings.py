@@ -27,7 +27,8 @@ def plausible_time(time: float) -> bool:
     return 0.0 <= time < MAX_TIME_S  # False for NaN
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number other than NUT's "unknown"; else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     number = float(value)
@@ -61,12 +62,12 @@ class Reading:
         return cls(
             time=float(time),
             flags=parse_flags(metrics.get("ups.status")),
-            charge=figure("battery.charge", _number(metrics.get("battery.charge"))),
-            runtime=figure("battery.runtime", _number(metrics.get("battery.runtime"))),
-            voltage=figure("battery.voltage", _number(metrics.get("battery.voltage"))),
-            load=figure("ups.load", _number(metrics.get("ups.load"))),
-            realpower=figure("ups.realpower", _number(metrics.get("ups.realpower"))),
-            temperature=figure("ups.temperature", _number(metrics.get("ups.temperature"))),
+            charge=figure("battery.charge", finite_number(metrics.get("battery.charge"))),
+            runtime=figure("battery.runtime", finite_number(metrics.get("battery.runtime"))),
+            voltage=figure("battery.voltage", finite_number(metrics.get("battery.voltage"))),
+            load=figure("ups.load", finite_number(metrics.get("ups.load"))),
+            realpower=figure("ups.realpower", finite_number(metrics.get("ups.realpower"))),
+            temperature=figure("ups.temperature", finite_number(metrics.get("ups.temperature"))),
         )
 
     @property

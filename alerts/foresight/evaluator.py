@@ -259,10 +259,11 @@ class Foresight:
                     break
         if at_risk is None:
             return Finding(verdict.site, verdict.device, False, {}, rule, now)
-        return Finding(verdict.site, verdict.device, True, self._words(verdict, at_risk), rule,
+        return Finding(verdict.site, verdict.device, True, self.page_words(verdict, at_risk), rule,
                        now)
 
-    def _words(self, verdict: Verdict, f: CutForecast) -> dict[str, str]:
+    def page_words(self, verdict: Verdict, f: CutForecast) -> dict[str, str]:
+        """The page's summary and description for a UPS at risk in the cut of ``f``."""
         def clock(epoch: float) -> str:
             return datetime.fromtimestamp(epoch, self.zone).strftime("%H:%M")
 

@@ -76,10 +76,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from testkit import InfluxServer, KordonProcess, MosquittoServer, free_port, wait_until
 from testkit.alertmanager import (
@@ -88,12 +88,13 @@ from testkit.alertmanager import (
     fast_config,
     group_states,
 )
-from testkit.alerts import UPS_ON_MAINS, Devices, alerts_process, ups_on_battery
+from testkit.alerts import alerts_process
 from testkit.chaos.paired import Member
+from testkit.chaos.report import COLLECTOR_MODES, CollectorMode, Report
 from testkit.chaos.scenario import (
-    INCIDENT_UPS,
-    RADIO_MAINS,
+    LONE_UPS,
     RULES,
+    Incident,
     check_stored,
     left_behind,
     outbox_pending,
@@ -103,17 +104,6 @@ from testkit.chaos.scenario import (
 from testkit.collector import collector_process
 from testkit.mqtt import StreamPublisher, clear_session
 from testkit.receivers import WebhookReceiver
-
-LONE_UPS = "ups-9"
-
-CollectorMode = Literal["shared", "mirrored"]
-COLLECTOR_MODES: dict[str, str] = {
-    "mirrored": "a mirrored pair (MQTT 3.1.1, each its own client id and the whole stream)",
-    "shared": "one MQTT 5 shared group (each a round-robin share)",
-}
-# Mirrored: each collector received at least this share of what the broker acknowledged (its
-# messages also carry the incident devices and statuses, so the whole stream is above 1).
-WHOLE_STREAM = 0.95
 
 
 @dataclass
@@ -126,101 +116,6 @@ class AllInOneDurations:
     engine_down: float = 1.0
     alertmanager_down: float = 2.0
     tail: float = 3.0  # after the resolved pages: time for a late duplicate to show
-
-
-@dataclass
-class AllInOneReport:
-    collectors: CollectorMode = "mirrored"
-    acked: int = 0
-    stored: int = 0
-    missing: int = 0
-    duplicates: int = 0
-    # Of the missing, those published from the Mosquitto restart until both collectors were
-    # ready again: a shared group has no subscription then (see the module docstring); a
-    # mirrored pair's plain subscriptions persist, so it must be 0 there too.
-    missing_in_restart_window: int = 0
-    restart_window: float = 0.0  # seconds
-    expected_pages: list[str] = field(default_factory=list)
-    pages_lost: list[str] = field(default_factory=list)
-    pages_duplicated: int = 0
-    repeated: list[str] = field(default_factory=list)  # each duplicated state, with its count
-    unexpected_pages: list[str] = field(default_factory=list)
-    notifications: list[str] = field(default_factory=list)  # every page, as received
-    shares: list[int] = field(default_factory=list)  # messages per collector, last lives
-    received: list[int] = field(default_factory=list)  # messages per collector, all lives
-    outbox_pending: int = -1
-    spool_backlog: float = -1
-    leftover: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def whole_stream(self) -> bool:
-        """Mirrored: whether each collector received (almost) the whole stream."""
-        return bool(self.received) and all(
-            count >= WHOLE_STREAM * self.acked for count in self.received
-        )
-
-    @property
-    def ok(self) -> bool:
-        if self.collectors == "mirrored":
-            readings_ok = not self.missing and self.whole_stream
-        else:
-            readings_ok = self.missing == self.missing_in_restart_window
-        return (
-            self.acked > 0
-            and readings_ok
-            and not self.duplicates
-            and bool(self.expected_pages)
-            and not self.pages_lost
-            and not self.pages_duplicated
-            and not self.unexpected_pages
-            and self.outbox_pending == 0
-            and self.spool_backlog == 0
-            and not self.leftover
-        )
-
-    @property
-    def verdict(self) -> str:
-        if not self.ok:
-            return "FAIL"
-        if self.missing:  # shared mode only: a mirrored pair passes with none lost
-            return (f"PASS but for the broker restart: {self.missing} acknowledged readings "
-                    "lost while the shared group had no subscription")
-        return "PASS"
-
-    def text(self) -> str:
-        if self.collectors == "shared":
-            restart_note = " (Mosquitto 2.0.11 does not persist shared subscriptions)"
-            whole_note = ""
-        else:
-            restart_note = " (plain subscriptions, persisted by Mosquitto)"
-            whole_note = (f" (each at least {WHOLE_STREAM:.0%} of the {self.acked} acknowledged "
-                          f"readings: {'yes' if self.whole_stream else 'NO'})")
-        lines = [f"all-in-one chaos run of {self.seconds:.0f} s, collectors: "
-                 f"{COLLECTOR_MODES[self.collectors]}:"]
-        lines += [f"  {event}" for event in self.events]
-        lines += [f"  page {page}" for page in self.notifications]
-        lines += [
-            f"  readings acknowledged by the broker: {self.acked}; in InfluxDB: {self.stored}",
-            f"  acknowledged readings lost: {self.missing}; stored twice: {self.duplicates}",
-            f"    of the lost, published in the {self.restart_window:.1f} s from the Mosquitto "
-            f"restart until both collectors were ready again{restart_note}: "
-            f"{self.missing_in_restart_window}; at any other time: "
-            f"{self.missing - self.missing_in_restart_window}",
-            f"  pages expected: {len(self.expected_pages)}; lost: {len(self.pages_lost)}"
-            f"{f' {self.pages_lost}' if self.pages_lost else ''}; duplicated: "
-            f"{self.pages_duplicated}{f' {self.repeated}' if self.repeated else ''}",
-            f"  notifications from Alertmanager: {len(self.notifications)}; unexpected pages: "
-            f"{self.unexpected_pages or 'none'}",
-            f"  messages per collector, last lives: {self.shares}; all lives: {self.received}"
-            f"{whole_note}",
-            f"  spool backlog bytes: "
-            f"{self.spool_backlog:.0f}; outbox pending: {self.outbox_pending}; "
-            f"processes left: {self.leftover or 'none'}",
-            f"  verdict: {self.verdict}",
-        ]
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -251,21 +146,17 @@ def run_all_in_one(
     devices: int = 300,
     log: Callable[[str], None] = print,
     collectors: CollectorMode = "mirrored",
-) -> AllInOneReport:
+) -> Report:
     if collectors not in COLLECTOR_MODES:
         raise ValueError(f"collectors: {collectors!r}, not one of {sorted(COLLECTOR_MODES)}")
-    report = AllInOneReport(collectors=collectors)
+    report = Report("all-in-one chaos run", collectors=collectors, unexpected_pages=[], log=log)
+    event = report.event
     mirrored = collectors == "mirrored"
     tmp_path.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     tag = uuid.uuid4().hex[:6]
     site, incident_site, lone_site = f"all-{tag}", f"inc-{tag}", f"one-{tag}"
     database = f"all_{tag}"
     expected = [Page("SitePowerOutage", incident_site), Page("MainsPowerLost", lone_site, LONE_UPS)]
-
-    def event(text: str) -> None:
-        report.events.append(f"t={time.monotonic() - started:5.1f}s {text}")
-        log(report.events[-1])
 
     hook = WebhookReceiver().start()
     cluster = AlertmanagerCluster(
@@ -304,8 +195,7 @@ def run_all_in_one(
             )
         )
     stream: StreamPublisher | None = None
-    incident: Devices | None = None
-    lone: Devices | None = None
+    incident: Incident | None = None
 
     def paged(status: str) -> bool:
         """Whether every expected page reached the receiver in ``status``."""
@@ -323,14 +213,7 @@ def run_all_in_one(
         stream = StreamPublisher(
             broker.host, broker.port, site, devices=devices, rate=devices, start_ts=start_ts
         ).start()
-        incident = Devices(broker, incident_site, period=0.5)
-        for name in INCIDENT_UPS:
-            incident.add("ups", name, **UPS_ON_MAINS)
-        incident.start()
-        lone = Devices(broker, lone_site, period=0.5)
-        lone.add("ups", LONE_UPS, **UPS_ON_MAINS)
-        lone.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
-        lone.start()
+        incident = Incident(broker, incident_site, lone_site).start()
         wait_until(lambda: all(m.received() > 0 for m in members), 30,
                    what="both collectors fed")
         wait_until(lambda: hook.bodies("/watchdog"), 30, what="the Watchdog via Alertmanager")
@@ -351,9 +234,7 @@ def run_all_in_one(
         influx.stop()
         influx_stopped = time.monotonic()
         event("InfluxDB stopped")
-        for name in INCIDENT_UPS:
-            incident.set(name, **ups_on_battery(90.0, drain=0.01))
-        lone.set(LONE_UPS, **ups_on_battery(90.0, drain=0.01))
+        incident.on_battery()
         event("incident: the 3-UPS site and the lone UPS on battery")
         wait_until(lambda: paged("firing"), 60, what="the incident's pages")
         # The node that sent them is the one whose peer merged their notification-log
@@ -392,7 +273,7 @@ def run_all_in_one(
         report.restart_window = resubscribed - broker_stopped
         if mirrored:
             kept = sum(
-                any("session kept" in line for line in _log_since(member, offset))
+                "session kept" in member.process.log_since(offset)
                 for member, offset in zip(members, offsets, strict=True)
             )
             again = f"reconnected, sessions kept by {kept} of 2,"
@@ -404,9 +285,7 @@ def run_all_in_one(
         influx.start()
         event(f"InfluxDB back after {time.monotonic() - influx_stopped:.0f} s")
 
-        for name in INCIDENT_UPS:
-            incident.set(name, **UPS_ON_MAINS, _drain=None)
-        lone.set(LONE_UPS, **UPS_ON_MAINS, _drain=None)
+        incident.mains_back()
         event("incident over: mains back")
         wait_until(lambda: paged("resolved"), 60, what="the resolved pages")
         event("resolved pages delivered")
@@ -431,8 +310,7 @@ def run_all_in_one(
         backlogs = [spool_backlog(member.port) for member in members]
         report.spool_backlog = -1.0 if -1.0 in backlogs else sum(backlogs)
         found = check_stored(influx, database, site, acked, wait_for=set())
-        report.acked, report.stored = found.acked, found.stored
-        report.missing, report.duplicates = found.missing, found.duplicates
+        report.count_stored(found)
         report.missing_in_restart_window = sum(1 for reading in found.lost if in_window(reading))
         event("every acknowledged reading checked in InfluxDB")
         report.shares = [int(member.received()) for member in members]
@@ -445,9 +323,8 @@ def run_all_in_one(
     finally:
         if stream is not None:
             stream.stop(settle=5)
-        for publisher in (incident, lone):
-            if publisher is not None:
-                publisher.stop()
+        if incident is not None:
+            incident.stop()
         for process in [member.process for member in members] + engines:
             code = process.stop()
             if code not in (0, None):
@@ -455,21 +332,14 @@ def run_all_in_one(
         cluster.stop()
         hook.stop()
         # Counted once every sender is gone, so a late duplicate is counted too.
-        _check_pages(hook, expected, started, report)
+        _check_pages(hook, expected, report)
         for member in members:
             # Leave no session behind to take a share of a later run on this broker.
             with contextlib.suppress(TimeoutError, OSError):
                 clear_session(broker.host, broker.port, member.client_id)
         report.leftover += left_behind(tmp_path, broker, influx)
-        report.seconds = time.monotonic() - started
+        report.finish()
     return report
-
-
-def _log_since(member: Member, offset: int) -> list[str]:
-    """The lines ``member``'s log gained past ``offset``."""
-    with member.process.log_path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read().decode(errors="replace").splitlines()
 
 
 def _subscribed_again(members: list[Member], offsets: list[int]) -> float | None:
@@ -478,7 +348,7 @@ def _subscribed_again(members: list[Member], offsets: list[int]) -> float | None
     seconds; None while one has not."""
     times = []
     for member, offset in zip(members, offsets, strict=True):
-        lines = _log_since(member, offset)
+        lines = member.process.log_since(offset).splitlines()
         ready = [line for line in lines if line.endswith("collector ready")]
         if not ready:
             return None
@@ -495,11 +365,8 @@ def _start_all(processes: Iterable[KordonProcess], ready_line: str) -> None:
             future.result()
 
 
-def _check_pages(
-    hook: WebhookReceiver, expected: list[Page], started: float, report: AllInOneReport
-) -> None:
-    with hook._lock:
-        requests = [r for r in hook.requests if r.path == "/hook"]
+def _check_pages(hook: WebhookReceiver, expected: list[Page], report: Report) -> None:
+    requests = hook.received("/hook")
     bodies = [r.body for r in requests]
     seen: set[tuple[Page, str]] = set()
     unexpected: set[str] = set()
@@ -517,7 +384,7 @@ def _check_pages(
             else:
                 seen.add((page, alert["status"]))
         report.notifications.append(
-            f"t={request.at - started:5.1f}s {request.body['status']}: {', '.join(states)}"
+            f"t={request.at - report.started:5.1f}s {request.body['status']}: {', '.join(states)}"
         )
     report.expected_pages = [f"{p} {s}" for p in expected for s in ("firing", "resolved")]
     report.pages_lost = [

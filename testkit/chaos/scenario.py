@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,6 +37,7 @@ from testkit.alerts import (
     ups_on_battery,
     webhook_notify,
 )
+from testkit.chaos.report import Report, Stored
 from testkit.collector import collector_process
 from testkit.mqtt import StreamPublisher
 from testkit.receivers import WebhookReceiver
@@ -50,6 +51,41 @@ RULES = """rules:
   DeviceOffline: {default_interval: 30s, min_silence: 120s}
 """
 INCIDENT_UPS = ("ups-1", "ups-2", "ups-3")
+LONE_UPS = "ups-9"
+
+
+class Incident:
+    """The incident of both chaos runs: a 3-UPS site (one SitePowerOutage page, its UPS
+    pages inhibited) and a lone UPS of another site whose radio keeps grid power
+    (MainsPowerLost), publishing every 0.5 s; they go on battery and come back together."""
+
+    def __init__(self, broker: MosquittoServer, site: str, lone_site: str) -> None:
+        self.site = Devices(broker, site, period=0.5)
+        for name in INCIDENT_UPS:
+            self.site.add("ups", name, **UPS_ON_MAINS)
+        self.lone = Devices(broker, lone_site, period=0.5)
+        self.lone.add("ups", LONE_UPS, **UPS_ON_MAINS)
+        self.lone.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
+
+    def start(self) -> Incident:
+        self.site.start()
+        self.lone.start()
+        return self
+
+    def on_battery(self) -> None:
+        for name in INCIDENT_UPS:
+            self.site.set(name, **ups_on_battery(90.0, drain=0.01))
+        self.lone.set(LONE_UPS, **ups_on_battery(90.0, drain=0.01))
+
+    def mains_back(self) -> None:
+        for name in INCIDENT_UPS:
+            self.site.set(name, **UPS_ON_MAINS, _drain=None)
+        self.lone.set(LONE_UPS, **UPS_ON_MAINS, _drain=None)
+
+    def stop(self) -> None:
+        for devices in (self.site, self.lone):
+            if devices.running:
+                devices.stop()
 
 
 @dataclass
@@ -62,52 +98,6 @@ class Durations:
     receiver_down: float = 15.0
     engine_down: float = 1.0
     tail: float = 3.0
-
-
-@dataclass
-class Report:
-    acked: int = 0
-    stored: int = 0
-    missing: int = 0
-    duplicates: int = 0
-    notifications: int = 0
-    repeats_same_key: int = 0
-    repeats_new_key: list[str] = field(default_factory=list)
-    missing_alerts: list[str] = field(default_factory=list)
-    outbox_pending: int = -1
-    spool_backlog: float = -1
-    leftover: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.acked > 0
-            and not self.missing
-            and not self.duplicates
-            and not self.repeats_new_key
-            and not self.missing_alerts
-            and self.outbox_pending == 0
-            and self.spool_backlog == 0
-            and not self.leftover
-        )
-
-    def text(self) -> str:
-        lines = [f"chaos run of {self.seconds:.0f} s:"]
-        lines += [f"  {event}" for event in self.events]
-        lines += [
-            f"  readings acknowledged by the broker: {self.acked}; in InfluxDB: {self.stored}; "
-            f"missing: {self.missing}; stored twice: {self.duplicates}",
-            f"  notifications: {self.notifications}; repeats with the same idempotency key: "
-            f"{self.repeats_same_key}; with a new key: {len(self.repeats_new_key)} "
-            f"{self.repeats_new_key or ''}",
-            f"  expected alerts not notified: {self.missing_alerts or 'none'}",
-            f"  outbox pending: {self.outbox_pending}; spool backlog bytes: "
-            f"{self.spool_backlog:.0f}; processes left: {self.leftover or 'none'}",
-            f"  verdict: {'PASS' if self.ok else 'FAIL'}",
-        ]
-        return "\n".join(lines)
 
 
 def _processes_of(folder: Path) -> list[str]:
@@ -136,15 +126,11 @@ def run_chaos(
     devices: int = 200,
     log: Callable[[str], None] = print,
 ) -> Report:
-    report = Report()
+    report = Report(repeats_same_key=0, log=log)
+    event = report.event
     tmp_path.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     site, incident_site = f"chaos-{uuid.uuid4().hex[:6]}", f"inc-{uuid.uuid4().hex[:6]}"
     database = f"chaos_{uuid.uuid4().hex[:8]}"
-
-    def event(text: str) -> None:
-        report.events.append(f"t={time.monotonic() - started:5.1f}s {text}")
-        log(report.events[-1])
 
     metrics_port = free_port()
     hook = WebhookReceiver().start()
@@ -164,8 +150,7 @@ def run_chaos(
     )
     processes: list[KordonProcess] = [collector, engine]
     stream: StreamPublisher | None = None
-    incident: Devices | None = None
-    single: Devices | None = None
+    incident: Incident | None = None
     try:
         collector.start(ready_line="collector ready")
         engine.start(ready_line="alerts ready")
@@ -177,15 +162,8 @@ def run_chaos(
             rate=devices,
             start_ts=int(time.time()),
         ).start()
-        incident = Devices(broker, incident_site, period=0.5)
-        for name in INCIDENT_UPS:
-            incident.add("ups", name, **UPS_ON_MAINS)
-        incident.start()
-        single = Devices(broker, f"one-{incident_site}", period=0.5)
-        single.add("ups", "ups-9", **UPS_ON_MAINS)
-        single.add("radio", "radio-9", **RADIO_MAINS)  # the site keeps grid power
-        single.start()
-        expected = [("SitePowerOutage", incident_site), ("MainsPowerLost", "ups-9")]
+        incident = Incident(broker, incident_site, f"one-{incident_site}").start()
+        expected = [("SitePowerOutage", incident_site), ("MainsPowerLost", LONE_UPS)]
         event(f"{devices} devices at 1 Hz and a 3-UPS site running")
         pause(durations.warmup)
 
@@ -201,9 +179,7 @@ def run_chaos(
         hook.stop()
         receiver_down = time.monotonic()
         event("webhook receiver down")
-        for name in INCIDENT_UPS:
-            incident.set(name, **ups_on_battery(90.0, drain=0.01))
-        single.set("ups-9", **ups_on_battery(90.0, drain=0.01))
+        incident.on_battery()
         event("incident: a 3-UPS site and the UPS of another site on battery")
         pause(2.0)
         engine.stop(signal.SIGKILL)
@@ -225,16 +201,14 @@ def run_chaos(
             what="the incident's pages",
         )
         event("pages delivered")
-        for name in INCIDENT_UPS:
-            incident.set(name, **UPS_ON_MAINS, _drain=None)
-        single.set("ups-9", **UPS_ON_MAINS, _drain=None)
+        incident.mains_back()
         event("incident over: mains back")
         pause(durations.tail)
         stream.stop(settle=60)
         stream_acked = stream.acked
         stream = None
         event("stream stopped")
-        _check_stored(influx, database, site, stream_acked, report)
+        report.count_stored(check_stored(influx, database, site, stream_acked))
         event("every acknowledged reading checked in InfluxDB")
         wait_until(
             lambda: all((name, key, "resolved") in hook.alerts() for name, key in expected),
@@ -252,16 +226,15 @@ def run_chaos(
     finally:
         if stream is not None:
             stream.stop(settle=5)
-        for publisher in (incident, single):
-            if publisher is not None:
-                publisher.stop()
+        if incident is not None:
+            incident.stop()
         for process in processes:
             code = process.stop()
             if code not in (0, None):
                 report.leftover.append(f"{process.args} exited {code}")
         hook.stop()
         report.leftover += left_behind(tmp_path, broker, influx)
-        report.seconds = time.monotonic() - started
+        report.finish()
     return report
 
 
@@ -275,17 +248,6 @@ def pause(seconds: float) -> None:
     if seconds > 0:
         deadline = time.monotonic() + seconds
         wait_until(lambda: time.monotonic() >= deadline, seconds + 5, interval=0.1)
-
-
-@dataclass(frozen=True)
-class Stored:
-    """How the acknowledged (device, seq) readings of a site ended up in InfluxDB."""
-
-    acked: int
-    stored: int
-    missing: int
-    duplicates: int
-    lost: frozenset[tuple[str, int]] = frozenset()  # the missing (device, seq) themselves
 
 
 def check_stored(
@@ -309,25 +271,17 @@ def check_stored(
     return Stored(len(acked), len(points), len(lost), len(points) - len(set(points)), lost)
 
 
-def _check_stored(
-    influx: InfluxServer, database: str, site: str, acked: set[tuple[str, int]], report: Report
-) -> None:
-    found = check_stored(influx, database, site, acked)
-    report.acked, report.stored = found.acked, found.stored
-    report.missing, report.duplicates = found.missing, found.duplicates
-
-
 def _check_notifications(
     hook: WebhookReceiver, expected: list[tuple[str, str]], report: Report
 ) -> None:
+    """The engine's own webhook: a repeat with the same ``Idempotency-Key`` is one the
+    receiver drops; one with a new key is a page the on-call gets twice."""
     keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     sends: dict[tuple[str, str, str], int] = defaultdict(int)
     texts: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    with hook._lock:
-        requests = list(hook.requests)
-    report.notifications = len(requests)
-    for request in requests:
+    for request in hook.received():
         key = request.headers.get("Idempotency-Key", "")
+        states = []
         for alert in request.body["alerts"]:
             labels = alert["labels"]
             ident = (
@@ -339,14 +293,23 @@ def _check_notifications(
             sends[ident] += 1
             texts[ident].append(f"{alert.get('startsAt')} {alert.get('endsAt')} "
                                 + alert.get("annotations", {}).get("summary", ""))
+            states.append(_page(*ident))
+        report.notifications.append(f"t={request.at - report.started:5.1f}s {', '.join(states)}")
+    report.repeats_same_key = 0
     for ident, seen in keys.items():
         if len(seen) > 1:
-            report.repeats_new_key.append("/".join(ident) + " " + repr(texts[ident]))
-        report.repeats_same_key += sends[ident] - 1 if len(seen) == 1 else 0
-    for name, key in expected:
-        for status in ("firing", "resolved"):
-            if (name, key, status) not in keys:
-                report.missing_alerts.append(f"{name}/{key}/{status}")
+            report.pages_duplicated += len(seen) - 1
+            report.repeated.append(f"{_page(*ident)} x{len(seen)} {texts[ident]!r}")
+        else:
+            report.repeats_same_key += sends[ident] - 1
+    report.expected_pages = [_page(name, key, status) for name, key in expected
+                             for status in ("firing", "resolved")]
+    report.pages_lost = [_page(name, key, status) for name, key in expected
+                         for status in ("firing", "resolved") if (name, key, status) not in keys]
+
+
+def _page(alertname: str, key: str, status: str) -> str:
+    return f"{alertname}/{key} {status}"
 
 
 def outbox_pending(db: Path) -> int:

@@ -30,5 +30,5 @@ def make_devices(request: pytest.FixtureRequest) -> Iterator[MakeDevices]:
 
     yield make
     for devices in made:
-        if devices._thread.is_alive():
+        if devices.running:
             devices.stop()

@@ -189,7 +189,7 @@ def test_page_words_with_an_unbounded_runtime() -> None:
     verdict = Verdict(site="s", device="ups", status="known", reason="", soc_now=0.3,
                       load_pct=40.0, health_pct=80.0, runtime_full_s=math.inf,
                       forecasts=(f,), generator=False)
-    words = Foresight._words(SimpleNamespace(zone=KYIV), verdict, f)  # type: ignore[arg-type]
+    words = Foresight.page_words(SimpleNamespace(zone=KYIV), verdict, f)  # type: ignore[arg-type]
     assert "a full battery lasts unknown" in words["description"]
 
 

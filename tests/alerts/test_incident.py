@@ -27,10 +27,6 @@ FOR = 30.0  # SitePowerOutage's default `for`
 MOST_NOTIFICATIONS = 6
 
 
-def _inbox(hook: WebhookReceiver):  # type: ignore[no-untyped-def]
-    return lambda: [(r.body, r.headers.get("Idempotency-Key", "")) for r in list(hook.requests)]
-
-
 def test_single_site_blackout_timing_with_defaults(hook: WebhookReceiver) -> None:
     scenario = load_scenario("single-site-blackout")
     incidents = physical_events(scenario)
@@ -38,7 +34,7 @@ def test_single_site_blackout_timing_with_defaults(hook: WebhookReceiver) -> Non
     incident = incidents[0]
     assert set(incident.empty) == {"ups-scan-1", "ups-it"} and "scanner-1" in incident.dark
     result = run_scenario(scenario, hook.url())
-    arrivals = deliver(result, hook.url(), _inbox(hook))
+    arrivals = deliver(result, hook)
     [f] = figures(scenario.name, incidents, result, arrivals)
 
     assert f.first_page is not None and f.first_page <= FOR + 15.0

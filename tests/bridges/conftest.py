@@ -26,7 +26,7 @@ def make_nut_server(tmp_path: Path) -> Iterator[MakeNutServer]:
 
     def make(sequences: dict[str, str], *, folder: Path | None = None,
              **options: Any) -> NutServer:
-        server = NutServer(folder or tmp_path, sequences, **options)
+        server = NutServer.from_sequences(folder or tmp_path, sequences, **options)
         made.append(server)
         return server
 

@@ -40,10 +40,10 @@ from kordon.model.payload import decode_telemetry
 from kordon.storage.stores import open_telemetry_store
 from kordon.storage.telemetry import HistoryRequest, TelemetryStore
 from testkit import InfluxServer, MosquittoServer, wait_until
-from testkit.bridges import BridgeProcess
+from testkit.bridges import BridgeProcess, NutServer
 from testkit.field_types import Collector, stored_name
 from testkit.mqtt import Recorder
-from testkit.nut_library import MISSING, Dump, LibraryServer, batches, dumps, library_root
+from testkit.nut_library import MISSING, Dump, batches, dumps, library_root
 
 LIBRARY = library_root()
 pytestmark = [
@@ -255,7 +255,7 @@ def _publish_every_dump(tmp_path: Path, mosquitto: MosquittoServer, items: list[
         site = f"ddl-{uuid.uuid4().hex[:8]}"
         sites.update((item.ups, site) for item in batch)
         recorder = Recorder(mosquitto.host, mosquitto.port, f"kordon/v1/{site}/ups/+/telemetry")
-        nut = LibraryServer(tmp_path / f"b{number}", batch)
+        nut = NutServer.from_dumps(tmp_path / f"b{number}", batch)
         bridge: BridgeProcess | None = None
         try:
             nut.start()

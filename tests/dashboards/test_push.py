@@ -1,11 +1,11 @@
 """``kordon dashboards push`` speaks Grafana's HTTP API and writes only what changed.
 
 Grafana itself is not installable here (no Debian package, no container runtime), so the test
-runs a small threaded HTTP server that implements the part of Grafana's API the push uses,
-with Grafana's status codes and response shapes: ``GET /api/health``, data sources by uid
-(``GET``/``PUT /api/datasources/uid/{uid}``, ``POST /api/datasources``), folders
-(``GET /api/folders/{uid}``, ``POST /api/folders``) and dashboards
-(``GET /api/dashboards/uid/{uid}``, ``POST /api/dashboards/db``). Like Grafana, it never
+runs a real loopback HTTP server (:class:`testkit.loopback.LoopbackServer`) that implements
+the part of Grafana's API the push uses, with Grafana's status codes and response shapes:
+``GET /api/health``, data sources by uid (``GET``/``PUT /api/datasources/uid/{uid}``,
+``POST /api/datasources``), folders (``GET /api/folders/{uid}``, ``POST /api/folders``) and
+dashboards (``GET /api/dashboards/uid/{uid}``, ``POST /api/dashboards/db``). Like Grafana, it never
 returns secrets, only which secret keys are set, and it records every request it receives.
 """
 
@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import pytest
 
 import composition.cli as kordon_cli
 from dashboards.locate import dashboard_files, dashboards_dir
+from testkit.loopback import Handler, LoopbackServer
 
 TOKEN = "glsa_test_token"
 WRITES = {"POST", "PUT", "DELETE", "PATCH"}
@@ -51,89 +50,82 @@ class GrafanaState:
         return self.next_id
 
 
-class _Handler(BaseHTTPRequestHandler):
-    state: GrafanaState
-    lock: threading.Lock
+class Grafana(LoopbackServer):
+    """The part of Grafana's HTTP API the push uses, on a real loopback HTTP server."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-        pass
+    methods = ("GET", "POST", "PUT", "DELETE")
 
-    def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = GrafanaState()
 
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+    def answer(self, request: Handler) -> None:
+        raw = request.body()
         body = json.loads(raw) if raw else None
         with self.lock:
-            self.state.requests.append(Request(self.command, self.path, body))
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self._reply(401, {"message": "Unauthorized"})
-            status, reply = self._route(self.command, self.path.split("?")[0], body)
-        self._reply(status, reply)
+            self.state.requests.append(Request(request.command, request.path, body))
+            if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+                status, reply = 401, {"message": "Unauthorized"}
+            else:
+                status, reply = _route(self.state, request.command, request.path.split("?")[0],
+                                       body)
+        request.reply(status, json.dumps(reply).encode(), "application/json")
 
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-    def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        state = self.state
-        parts = path.strip("/").split("/")
-        if (method, path) == ("GET", "/api/health"):
-            return 200, {"commit": "test", "database": "ok", "version": "11.1.0"}
-        if parts[:3] == ["api", "datasources", "uid"] and len(parts) == 4:
-            uid = parts[3]
-            current = state.datasources.get(uid)
-            if method == "GET":
-                return (200, _public(current)) if current else (404, {"message": "not found"})
-            if method == "PUT":
-                if current is None:
-                    return 404, {"message": "Data source not found"}
-                updated = {**body, "id": current["id"], "version": current["version"] + 1}
-                updated.setdefault("secureJsonData", current.get("secureJsonData", {}))
-                state.datasources[uid] = updated
-                return 200, {"message": "Datasource updated", "datasource": _public(updated)}
-        if (method, path) == ("POST", "/api/datasources"):
-            if body["uid"] in state.datasources:
-                return 409, {"message": "data source with the same uid already exists"}
-            stored = {**body, "id": state.new_id(), "version": 1, "readOnly": False}
-            state.datasources[body["uid"]] = stored
-            return 200, {"message": "Datasource added", "id": stored["id"], "name": body["name"]}
-        if parts[:2] == ["api", "folders"]:
-            if method == "GET" and len(parts) == 3:
-                folder = state.folders.get(parts[2])
-                return (200, folder) if folder else (404, {"message": "folder not found"})
-            if method == "POST" and len(parts) == 2:
-                folder = {"uid": body["uid"], "title": body["title"], "id": state.new_id()}
-                state.folders[body["uid"]] = folder
-                return 200, folder
-        if parts[:3] == ["api", "dashboards", "uid"] and method == "GET":
-            stored = state.dashboards.get(parts[3])
-            return (200, stored) if stored else (404, {"message": "Dashboard not found"})
-        if (method, path) == ("POST", "/api/dashboards/db"):
-            dashboard = body["dashboard"]
-            folder_uid = body.get("folderUid", "")
-            if folder_uid and folder_uid not in state.folders:
-                return 400, {"message": "folder not found"}
-            old = state.dashboards.get(dashboard["uid"])
-            version = old["dashboard"]["version"] + 1 if old else 1
-            dashboard_id = old["dashboard"]["id"] if old else state.new_id()
-            saved = {**dashboard, "id": dashboard_id, "version": version}
-            state.dashboards[dashboard["uid"]] = {
-                "dashboard": saved,
-                "meta": {"folderUid": folder_uid, "provisioned": False, "version": version},
-            }
-            return 200, {
-                "id": dashboard_id,
-                "uid": dashboard["uid"],
-                "status": "success",
-                "version": version,
-                "url": f"/d/{dashboard['uid']}",
-            }
-        return 404, {"message": f"no route {method} {path}"}
+def _route(state: GrafanaState, method: str, path: str, body: Any) -> tuple[int, Any]:
+    parts = path.strip("/").split("/")
+    if (method, path) == ("GET", "/api/health"):
+        return 200, {"commit": "test", "database": "ok", "version": "11.1.0"}
+    if parts[:3] == ["api", "datasources", "uid"] and len(parts) == 4:
+        uid = parts[3]
+        current = state.datasources.get(uid)
+        if method == "GET":
+            return (200, _public(current)) if current else (404, {"message": "not found"})
+        if method == "PUT":
+            if current is None:
+                return 404, {"message": "Data source not found"}
+            updated = {**body, "id": current["id"], "version": current["version"] + 1}
+            updated.setdefault("secureJsonData", current.get("secureJsonData", {}))
+            state.datasources[uid] = updated
+            return 200, {"message": "Datasource updated", "datasource": _public(updated)}
+    if (method, path) == ("POST", "/api/datasources"):
+        if body["uid"] in state.datasources:
+            return 409, {"message": "data source with the same uid already exists"}
+        stored = {**body, "id": state.new_id(), "version": 1, "readOnly": False}
+        state.datasources[body["uid"]] = stored
+        return 200, {"message": "Datasource added", "id": stored["id"], "name": body["name"]}
+    if parts[:2] == ["api", "folders"]:
+        if method == "GET" and len(parts) == 3:
+            folder = state.folders.get(parts[2])
+            return (200, folder) if folder else (404, {"message": "folder not found"})
+        if method == "POST" and len(parts) == 2:
+            folder = {"uid": body["uid"], "title": body["title"], "id": state.new_id()}
+            state.folders[body["uid"]] = folder
+            return 200, folder
+    if parts[:3] == ["api", "dashboards", "uid"] and method == "GET":
+        stored = state.dashboards.get(parts[3])
+        return (200, stored) if stored else (404, {"message": "Dashboard not found"})
+    if (method, path) == ("POST", "/api/dashboards/db"):
+        dashboard = body["dashboard"]
+        folder_uid = body.get("folderUid", "")
+        if folder_uid and folder_uid not in state.folders:
+            return 400, {"message": "folder not found"}
+        old = state.dashboards.get(dashboard["uid"])
+        version = old["dashboard"]["version"] + 1 if old else 1
+        dashboard_id = old["dashboard"]["id"] if old else state.new_id()
+        saved = {**dashboard, "id": dashboard_id, "version": version}
+        state.dashboards[dashboard["uid"]] = {
+            "dashboard": saved,
+            "meta": {"folderUid": folder_uid, "provisioned": False, "version": version},
+        }
+        return 200, {
+            "id": dashboard_id,
+            "uid": dashboard["uid"],
+            "status": "success",
+            "version": version,
+            "url": f"/d/{dashboard['uid']}",
+        }
+    return 404, {"message": f"no route {method} {path}"}
 
 
 def _public(datasource: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -147,15 +139,9 @@ def _public(datasource: dict[str, Any] | None) -> dict[str, Any] | None:
 
 @pytest.fixture
 def grafana() -> Iterator[tuple[str, GrafanaState]]:
-    state = GrafanaState()
-    handler = type("Handler", (_Handler,), {"state": state, "lock": threading.Lock()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    server = Grafana().start()
+    yield server.url(""), server.state
+    server.stop()
 
 
 @pytest.fixture
