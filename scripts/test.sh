@@ -35,5 +35,12 @@ echo "== installing kordon with its test extras"
 echo "== ruff"
 .venv/bin/ruff check .
 
-echo "== pytest"
-exec .venv/bin/python -m pytest "$@"
+# The tests wait on real servers far more than they compute, so more workers than cores
+# finish sooner; each worker starts its own broker and database (tests/conftest.py) and takes
+# ports from a block of its own (testkit/servers.py). KORDON_TEST_WORKERS=0 runs in one process.
+WORKERS="${KORDON_TEST_WORKERS:-4}"
+echo "== pytest ($WORKERS workers)"
+if [ "$WORKERS" = "0" ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
+exec .venv/bin/python -m pytest -n "$WORKERS" --dist worksteal "$@"

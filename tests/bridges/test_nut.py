@@ -264,13 +264,17 @@ def test_power_cut_through_the_real_pipeline(
     try:
         wait_until(lambda: "collector ready" in collector.log_text(), 30, what="collector")
         wait_until(lambda: "alerts ready" in engine.log_text(), 30, what="alerts")
-        nut = make_nut_server({"main": OUTAGE, "spare": STEADY}, folder=tmp_path / "nut").start()
+        nut = make_nut_server({"main": OUTAGE, "spare": STEADY}, folder=tmp_path / "nut")
         bridge = make_bridge(
             ["nut-bridge", "--nut", f"127.0.0.1:{nut.port}", "--site", site,
              "--ups", "main=ups-main", "--ups", "spare=ups-spare", "--interval", "500ms"],
             tmp_path / "bridge",
         )
-        bridge.start()
+        # The driver's sequence runs on its own clock from its start, so the bridge is up
+        # (and retrying upsd) first: a bridge slow to start on a busy host would otherwise
+        # miss the sequence's first seconds (the TRIM phase).
+        bridge.start(ready_line="retrying in")
+        nut.start()
         for device in ("ups-main", "ups-spare"):
             wait_until(lambda d=device: _last_status(status, d) == "online", 15,
                        what=f"{device} online")

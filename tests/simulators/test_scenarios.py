@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import orjson
@@ -71,9 +70,9 @@ def test_every_library_scenario_parses_runs_and_says_what_to_expect(name: str):
     scenario = load_scenario(name)
     assert scenario.expect, "each library scenario carries expectations for the alert engine"
     assert all("alertname" in e for e in scenario.expectations)
-    started = time.perf_counter()
+    # How fast a day records is measured by ``python -m bench.simulate``, not asserted here:
+    # a wall-clock bound fails on a busy host (parallel test workers) and proves nothing.
     data = recorded_bytes(path)
-    assert time.perf_counter() - started < 20
     lines = data.splitlines()
     assert len(lines) > 1000
     last = orjson.loads(lines[-1])
