@@ -19,6 +19,7 @@ from testkit.alerts import alerts_process
 from testkit.collector import collector_process
 from testkit.processes import LIVE
 from testkit.receivers import WebhookReceiver
+from testkit.verified import VerifiedScenarios, shared_folder
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,12 @@ def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def verified(tmp_path_factory: pytest.TempPathFactory) -> VerifiedScenarios:
+    """Verify answers of library scenarios, computed once per run (shared by xdist workers)."""
+    return VerifiedScenarios(shared_folder(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture

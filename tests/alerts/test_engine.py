@@ -16,13 +16,14 @@ from kordon.model.alerts import AlertRecord, AlertState, Matcher, fingerprint
 from kordon.storage.alert_store import AlertStore
 from simulators.library import library
 from simulators.scenario import load_scenario
+from testkit.verified import VerifiedScenarios
 
 
-def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
-    from simulators.scenario import load_scenario
-
+def test_library_blackout_meets_its_expectations_and_is_deterministic(
+    verified: VerifiedScenarios,
+) -> None:
     scenario = load_scenario("single-site-blackout")
-    first = replay_scenario(scenario, RulesSettings())
+    first = verified.result(scenario.name)
     checks = check(scenario.name, list(scenario.expect), first)
     assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
     second = replay_scenario(scenario, RulesSettings())
@@ -42,10 +43,12 @@ def test_library_blackout_meets_its_expectations_and_is_deterministic() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # up to ~60 s of CPU for a day of one scenario; a busy host doubles it
 @pytest.mark.parametrize("name", sorted(library()))
-def test_every_library_scenario_meets_its_expectations(name: str) -> None:
+def test_every_library_scenario_meets_its_expectations(
+    name: str, verified: VerifiedScenarios
+) -> None:
     """One test per scenario, so parallel workers share the library's ~200 s of CPU."""
     scenario = load_scenario(name)
-    result = replay_scenario(scenario, RulesSettings())
+    result = verified.result(name)
     failed = [c for c in check(name, list(scenario.expect), result) if not c.ok]
     assert not failed
 

@@ -28,6 +28,7 @@ from testkit.fidelity import Case, run_case, table
 from testkit.mqtt import Publisher, Recorder
 from testkit.processes import KordonProcess
 from testkit.receivers import WebhookReceiver
+from testkit.verified import VerifiedScenarios
 
 # Whole scenarios at 600x through `kordon simulate`; windows of their recordings at 60x
 # through `kordon replay` (a whole 6 h scenario would take 6 minutes at 60x). The windows
@@ -45,8 +46,10 @@ CASES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.scenario}-{c.speed:g}x-{c.mode}")
-def test_live_stack_pages_as_verify(case: Case, tmp_path: Path, influxdb: InfluxServer) -> None:
-    outcome = run_case(case, tmp_path, influxdb)
+def test_live_stack_pages_as_verify(
+    case: Case, tmp_path: Path, influxdb: InfluxServer, verified: VerifiedScenarios
+) -> None:
+    outcome = run_case(case, tmp_path, influxdb, verified=verified)
     report = table([outcome])
     assert outcome.rows, f"no alerts on either side:\n{report}"
     assert outcome.ok(), f"live alerts differ from verify beyond {case.bound:g} s:\n{report}"

@@ -15,11 +15,10 @@ import pytest
 
 from alerts.config import RulesSettings
 from alerts.engine import Transition
-from alerts.replay import replay
-from composition.verify import scenario_schedules
 from simulators.engine import ScenarioRun
 from simulators.scenario import load_scenario
 from testkit.instream import play_in_process
+from testkit.verified import VerifiedScenarios
 
 SPEED = 600.0
 BOUND = RulesSettings().evaluation_interval * SPEED
@@ -40,14 +39,11 @@ def _by_alert(transitions: list[Transition], until: float) -> dict[tuple[str, ..
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["rolling-outages", "battery-wear"])
-def test_a_600x_stream_pages_as_verify(name: str) -> None:
+def test_a_600x_stream_pages_as_verify(name: str, verified: VerifiedScenarios) -> None:
     scenario = load_scenario(name)
-    run = ScenarioRun(scenario)
-    messages = list(run.delivered())  # one simulation for both sides
-    verified = replay(messages, RulesSettings(), start=run.start, end=run.end,
-                      fleet=scenario.fleet, schedules=scenario_schedules(scenario, run.start))
+    messages = list(ScenarioRun(scenario).delivered())  # the simulation verify ran too
     live, start, end = play_in_process(scenario, SPEED, messages)
-    expected = _by_alert(verified.transitions, end - TAIL)
+    expected = _by_alert(verified.result(name).transitions, end - TAIL)
     got = _by_alert(live, end)
     differences = []
     for key, times in sorted(expected.items()):
