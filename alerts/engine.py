@@ -66,7 +66,6 @@ log = logging.getLogger("alerts.engine")
 PERSIST_EVERY = 10.0  # seconds between saves of changed annotations of firing alerts
 _LIVE_LIMITS = DecodeLimits(max_future_seconds=300.0)
 
-
 # A device's alerts decided by its own readings alone (a streamed one's follow them, _catch_up).
 _READING_ALERTS = ("MainsPowerLost", "BatteryLow", "BatteryDepletionImminent", "ReplaceBattery")
 
@@ -83,6 +82,10 @@ class Transition:
 
 
 class Engine:
+    """Messages in (:meth:`handle`), ticks (:meth:`tick`) and clock changes (:meth:`sync`)
+    in; transitions, stored alerts and queued notifications out (see the module docstring).
+    """
+
     def __init__(
         self,
         rules: RulesSettings,
@@ -112,15 +115,15 @@ class Engine:
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
         self.targets = targets_of(notify)
+        # The clock each site is judged on, and each followed stream's time (alerts/sitetime).
+        self.time = SiteTime(clocks, limits, wall_now)
         self.dispatcher = Dispatcher(
             build_routes(notify), store.nflog(), store.escalations(), notify.external_url
         )
-        self.alerts: dict[AlertKey, Alert] = {}
-        self.acked: set[tuple[str, float]] = set()
-        # The clock each site is judged on, and each followed stream's time (alerts/sitetime).
-        self.time = SiteTime(clocks, limits, wall_now)
         if clocks is not None:
             self.dispatcher.clock_of = self.time.group_now
+        self.alerts: dict[AlertKey, Alert] = {}
+        self.acked: set[tuple[str, float]] = set()
         self._dirty_at: dict[str, float] = {}  # streamed site -> when its picture changed
         self.on_transition = on_transition
         self.wake = False  # something changed that a tick should look at soon
