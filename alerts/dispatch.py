@@ -9,8 +9,11 @@ unacknowledged alert still fires.
 
 Kordon's one departure, for power incidents (docs/alerts.md, "Timing"): what on-call must
 act on is not held for the next ``group_interval``. A firing alert more severe than anything
-the receiver was told about its group, or any new critical alert, is sent ``urgent_wait``
-after it fires (alerts that fire together still go together); the end of an incident (the
+the receiver was told about its group, any new critical alert, or the first firing in the
+group of an alert of the route's time-critical class (``urgent_alerts``: the power path,
+whatever its severity) is sent ``urgent_wait`` after it fires (alerts that fire together
+still go together); maintenance alerts (``maintenance_alerts``) are grouped apart at
+Alertmanager's pace, so they never delay the power path (issue 28); the end of an incident (the
 incident alert, or the last critical alert the receiver knows of, resolving) is sent
 ``resolve_wait`` after it, so every device's return is in the same notice. A group whose
 alerts carry a ``material`` picture (the site incident) is sent again as an *update* when
@@ -55,6 +58,10 @@ class Route:
     urgent_wait: float = 5.0
     resolve_wait: float = 10.0
     update_interval: float = 20.0
+    # The time-critical class and the maintenance class (alerts.config.notify): the
+    # configured defaults come through build_routes; a Route made by hand has neither.
+    urgent_alerts: frozenset[str] = frozenset()
+    maintenance_alerts: frozenset[str] = frozenset()
     children: list[Route] = field(default_factory=list)
 
     def match(self, labels: dict[str, str]) -> list[Route]:
@@ -72,7 +79,23 @@ class Route:
     def group_labels(self, labels: dict[str, str]) -> dict[str, str]:
         if "..." in self.group_by:
             return dict(labels)
-        return {name: labels[name] for name in self.group_by if name in labels}
+        found = {name: labels[name] for name in self.group_by if name in labels}
+        if self.is_maintenance(labels):
+            # Grouped apart, as deploy/alertmanager.yml does: a replace-battery notice never
+            # shares a notification (nor its timers) with the power path.
+            found["alertname"] = labels["alertname"]
+        return found
+
+    def is_maintenance(self, labels: dict[str, str]) -> bool:
+        return labels.get("alertname", "") in self.maintenance_alerts
+
+    def is_urgent(self, labels: dict[str, str]) -> bool:
+        """In the time-critical class. An alert with ``cause="power"`` is a consequence: the
+        power alert that explains it is the urgent one (and mutes it)."""
+        return (
+            labels.get("alertname", "") in self.urgent_alerts
+            and labels.get("cause") != "power"
+        )
 
 
 def build_routes(settings: NotifySettings) -> Route:
@@ -108,6 +131,8 @@ def _route(
         urgent_wait=pick("urgent_wait"),
         resolve_wait=pick("resolve_wait"),
         update_interval=pick("update_interval"),
+        urgent_alerts=frozenset(pick("urgent_alerts")),
+        maintenance_alerts=frozenset(pick("maintenance_alerts")),
     )
     route.children = [
         _route(child, f"{route_id}.{i}", route, route.receiver)
@@ -170,6 +195,18 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 def _rank(alert: Alert) -> int:
     return SEVERITY_RANK.get(alert.labels.get("severity", ""), 1)
+
+
+def _urgent_news(route: Route, alert: Alert, told: frozenset[str], told_rank: int) -> bool:
+    """Must this firing alert go ``urgent_wait`` after it fires rather than wait for the
+    group's timer? Only news (the receiver was not told it): a critical alert, one more
+    severe than anything told about the group, or the first firing of a time-critical one,
+    so a power page is never held behind what the group said before (issue 28). Maintenance
+    news keeps Alertmanager's pace whatever its severity."""
+    if alert.fingerprint in told or route.is_maintenance(alert.labels):
+        return False
+    rank = _rank(alert)
+    return rank >= 2 or rank > told_rank or route.is_urgent(alert.labels)
 
 
 class Dispatcher:
@@ -267,12 +304,11 @@ class Dispatcher:
         previous = self.nflog.get((group.key, route.receiver))
         told = previous.firing if previous else frozenset()
         firing = [a for a in group.alerts.values() if self._visible(a, held)]
-        # Before a group's first notification only a critical alert cuts group_wait short.
+        # Before a group's first notification only a critical alert or the first firing of
+        # a time-critical one cuts group_wait short.
         told_rank = max((_rank(a) for a in group.alerts.values() if a.fingerprint in told),
                         default=1)
-        urgent = any(
-            a.fingerprint not in told and (_rank(a) >= 2 or _rank(a) > told_rank) for a in firing
-        )
+        urgent = any(_urgent_news(route, a, told, told_rank) for a in firing)
         when: float | None = now + route.urgent_wait if urgent else None
         # The end of an incident is urgent too: the incident alert itself (it carries a
         # picture) or the last critical alert the receiver knows of resolving. A depletion
@@ -365,7 +401,7 @@ class Dispatcher:
             told_rank = max((_rank(a) for a in group.alerts.values()
                              if a.fingerprint in told_before), default=1)
             firing = [a for a in firing if a.fingerprint in told_before
-                      or _rank(a) >= 2 or _rank(a) > told_rank]
+                      or _urgent_news(route, a, told_before, told_rank)]
         resolved = [a for a in group.alerts.values() if a.state is AlertState.RESOLVED]
         # A regular flush waits while an alert of the group waits for a pending inhibitor
         # (then tells everything at once); an urgent send goes without the held alerts.
