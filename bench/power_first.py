@@ -59,6 +59,8 @@ class RunResult:
     replace_first: float | None
     replace_count: int  # webhook requests carrying the MGE's ReplaceBattery firing
     notifications: int
+    told: tuple[str, ...] = ()  # per notification: its firing alerts (name/device), in order
+    reconnects: int = 0  # "MQTT connection lost" in the stack's log: lost messages, if any
 
     @property
     def ok(self) -> bool:
@@ -96,11 +98,11 @@ def run_once(workdir: Path, broker: MosquittoServer, influx: InfluxServer,
     path = f"/{site}"
     nut = LibraryServer(workdir / "nut", library_dumps(library, workdir / "dumps")).start()
     config = workdir / "kordon.yaml"
-    config.write_text(f"""log_level: INFO
+    # No mqtt.client_id: one id would be every role's of the process, and the collector and
+    # the alerts role would take the broker connection from each other every second.
+    config.write_text("""log_level: INFO
 mqtt:
   protocol: "3.1.1"
-  client_id: {site}
-  shared_group: "{site}"
 collector:
   flush_interval: 0.05
 """ + ("notify: {route: {urgent_alerts: [], maintenance_alerts: []}}\n" if severity_only else ""))
@@ -130,8 +132,15 @@ collector:
             time.sleep(0.2)
         power = arrived(*POWER)
         replaced = arrived(*MAINTENANCE)
+        bodies = hook.bodies(path)
+        told = tuple(
+            "+".join(sorted(f"{a['labels']['alertname']}/{a['labels'].get('device', '')}"
+                            for a in body["alerts"] if a["status"] == "firing"))
+            for body in bodies
+        )
         return RunResult(power[0] if power else None, replaced[0] if replaced else None,
-                         len(replaced), len(hook.bodies(path)))
+                         len(replaced), len(bodies), told,
+                         stack.log_text().count("MQTT connection lost"))
     finally:
         bridge.stop()
         stack.stop()
@@ -158,7 +167,7 @@ def main() -> None:
     results: list[RunResult] = []
     try:
         print(f"{'run':>3}  {'power page':>10}  {'RB first':>8}  {'RB count':>8}  "
-              f"{'notifications':>13}")
+              f"{'notifications':>13}  {'reconnects':>10}")
         for run in range(1, args.runs + 1):
             result = run_once(base / f"r{run}", broker, influx, hook, library,
                               window=args.window, severity_only=args.severity_only)
@@ -169,7 +178,9 @@ def main() -> None:
 
             print(f"{run:>3}  {seconds(result.power_page):>10}  "
                   f"{seconds(result.replace_first):>8}  {result.replace_count:>8}  "
-                  f"{result.notifications:>13}  {'ok' if result.ok else 'FAIL'}", flush=True)
+                  f"{result.notifications:>13}  {result.reconnects:>10}  "
+                  f"{'ok' if result.ok else 'FAIL'}  "
+                  f"{', '.join(result.told)}", flush=True)
     finally:
         hook.stop()
         influx.stop()
