@@ -34,6 +34,7 @@ from pathlib import Path
 
 from testkit import InfluxServer, KordonProcess, MosquittoServer, wait_until
 from testkit.bridges import BridgeProcess
+from testkit.mqtt import Publisher
 from testkit.nut_library import Dump, LibraryServer, library_root
 from testkit.receivers import WebhookReceiver
 
@@ -145,6 +146,18 @@ collector:
         bridge.stop()
         stack.stop()
         nut.stop()
+        _forget_statuses(broker, site)
+
+
+def _forget_statuses(broker: MosquittoServer, site: str) -> None:
+    """Clear the run's retained statuses (the bridge's goodbye ``offline``): an engine that
+    subscribes later on the same broker would page the old site as unreachable."""
+    publisher = Publisher(broker.host, broker.port)
+    try:
+        for name in DUMPS:
+            publisher.publish(f"kordon/v1/{site}/ups/{name}/status", b"", retain=True)
+    finally:
+        publisher.close()
 
 
 def main() -> None:
