@@ -133,7 +133,8 @@ class Engine:
         self.receivers = notify.all_receivers()
         self.targets = targets_of(notify)
         self.dispatcher = Dispatcher(
-            build_routes(notify), store.nflog(), store.escalations(), notify.external_url
+            build_routes(notify), store.nflog(), store.escalations(), notify.external_url,
+            clock_of=self._group_now if clocks is not None else None,
         )
         self.alerts: dict[AlertKey, Alert] = {}
         self.acked: set[tuple[str, float]] = set()
@@ -148,8 +149,6 @@ class Engine:
         self._dirty_at: dict[str, float] = {}  # streamed site -> when its picture changed
         self._stream_sites: dict[str, set[str]] = {}  # stream -> the sites it holds
         self._tick_now = now
-        if clocks is not None:
-            self.dispatcher.clock_of = self._group_now
         self.on_transition = on_transition
         self.wake = False  # something changed that a tick should look at soon
         self._dirty_sites: set[str] = set()
