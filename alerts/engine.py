@@ -115,13 +115,12 @@ class Engine:
         self.silencer = Silencer()
         self.receivers = notify.all_receivers()
         self.targets = targets_of(notify)
-        # The clock each site is judged on, and each followed stream's time (alerts/sitetime).
+        # The clock each site is judged on, and each followed stream's time (alerts/sitetime.py).
         self.time = SiteTime(clocks, limits, wall_now)
         self.dispatcher = Dispatcher(
-            build_routes(notify), store.nflog(), store.escalations(), notify.external_url
+            build_routes(notify), store.nflog(), store.escalations(), notify.external_url,
+            clock_of=self.time.group_now if clocks is not None else None,
         )
-        if clocks is not None:
-            self.dispatcher.clock_of = self.time.group_now
         self.alerts: dict[AlertKey, Alert] = {}
         self.acked: set[tuple[str, float]] = set()
         self._dirty_at: dict[str, float] = {}  # streamed site -> when its picture changed

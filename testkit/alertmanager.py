@@ -33,7 +33,9 @@ def fast_config(
     route = config["route"]
     route.update(group_wait=group_wait, group_interval=group_interval, repeat_interval="1h")
     for child in route["routes"]:
-        child.update(group_interval=group_interval, repeat_interval=group_interval)
+        child["group_interval"] = group_interval
+        if "repeat_interval" in child:  # the Watchdog's route repeats as often as it groups
+            child["repeat_interval"] = group_interval
     urls = {"oncall": hook_url, "deadmans-switch": watchdog_url}
     for receiver in config["receivers"]:
         for webhook in receiver["webhook_configs"]:

@@ -69,6 +69,7 @@ class Devices:
     def __init__(self, broker: MosquittoServer, site: str, period: float = 0.25) -> None:
         self.site = site
         self.period = period
+        self.broker = broker
         self.publisher = Publisher(broker.host, broker.port)
         self.metrics: dict[tuple[str, str], dict[str, Any]] = {}
         self.paused: set[str] = set()
@@ -123,6 +124,19 @@ class Devices:
         self._stop.set()
         self._thread.join()
         self.publisher.close()
+
+    def forget(self) -> None:
+        """Clear the retained statuses these devices left on the broker: a later engine on
+        it would take them for devices gone silent and page them (a test's receiver gets
+        every site's pages)."""
+        publisher = Publisher(self.broker.host, self.broker.port)
+        try:
+            for kind, device in list(self.metrics):
+                publisher.publish(
+                    f"kordon/v1/{self.site}/{kind}/{device}/status", b"", retain=True
+                )
+        finally:
+            publisher.close()
 
 
 MakeDevices = Callable[..., Devices]

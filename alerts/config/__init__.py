@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from alerts.config.notify import (
+    MAINTENANCE_ALERTS,
     ROOT_DEFAULTS,
+    URGENT_ALERTS,
     NotifySettings,
     OutboxSettings,
     ReceiverBase,
@@ -66,8 +68,10 @@ def printable(settings: Settings) -> dict[str, Any]:
 
 
 __all__ = [
+    "MAINTENANCE_ALERTS",
     "ROOT_DEFAULTS",
     "RULE_MODELS",
+    "URGENT_ALERTS",
     "AlertingConfig",
     "InhibitRuleSettings",
     "NotifySettings",

@@ -9,9 +9,10 @@ alerts role is built.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,8 +24,38 @@ from pydantic import (
 from alerts.notify import RECEIVER_KINDS, ReceiverConfig
 from kordon.config import http_url
 from kordon.durations import Duration
-from kordon.model.alerts import Matcher
+from kordon.model.alerts import ALERT_NAMES, Matcher
 from kordon.redact import redact_url
+
+# The contract's next alerts (design.md): named here so the classes below can hold them
+# before they are built, and they join their class the day they fire.
+PLANNED_ALERTS = ("RegionalPowerOutage", "GeneratorFuelLow")
+KNOWN_ALERTS = (*ALERT_NAMES, *PLANNED_ALERTS)
+
+# The power path (docs/alerts.md, "Timing"): what on-call must act on before a battery runs
+# out. The first firing of one of these in a group is sent ``urgent_wait`` after it fires,
+# whatever the group said before. DeviceOffline and SiteUnreachable count only without a
+# power cause: with ``cause="power"`` they are a consequence that the power alert explaining
+# them has already paged (and it mutes them).
+URGENT_ALERTS = (
+    "SitePowerOutage", "MainsPowerLost", "BatteryLow", "BatteryDepletionImminent",
+    "DeviceOffline", "SiteUnreachable", "RegionalPowerOutage", "GeneratorFuelLow",
+)
+# Maintenance and foresight: news for the working day, not for the next minutes. Grouped
+# apart (the route's group_by plus alertname), at Alertmanager's pace, so they never share
+# a notification with the power path nor delay it.
+MAINTENANCE_ALERTS = ("ReplaceBattery", "ScheduledOutageAtRisk")
+
+
+def _known_alert(name: str) -> str:
+    if name not in KNOWN_ALERTS:
+        raise ValueError(
+            f"{name!r} is not an alert name; use one of {', '.join(KNOWN_ALERTS)}"
+        )
+    return name
+
+
+AlertName = Annotated[str, AfterValidator(_known_alert)]
 
 
 class _Section(BaseModel):
@@ -97,6 +128,15 @@ class RouteSettings(_Section):
     update_interval: Duration | None = Field(
         None, description="least time between incident updates (doubles with each in a row)"
     )
+    urgent_alerts: list[AlertName] | None = Field(
+        None, description="the time-critical class: the first firing of one of these in a "
+        "group is sent urgent_wait after it fires, never held behind other news "
+        "(default: the power path)",
+    )
+    maintenance_alerts: list[AlertName] | None = Field(
+        None, description="grouped apart (group_by plus alertname) at Alertmanager's pace, "
+        "never urgent (default: ReplaceBattery, ScheduledOutageAtRisk)",
+    )
     continue_: bool = Field(False, alias="continue")
     routes: list[RouteSettings] = Field(default_factory=list)
 
@@ -135,6 +175,8 @@ ROOT_DEFAULTS: dict[str, Any] = {
     "urgent_wait": 5.0,
     "resolve_wait": 10.0,
     "update_interval": 20.0,
+    "urgent_alerts": list(URGENT_ALERTS),
+    "maintenance_alerts": list(MAINTENANCE_ALERTS),
 }
 
 
@@ -195,9 +237,33 @@ class NotifySettings(_Section):
                         f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
                     )
             stack.extend((f"{where}.routes[{i}]", r) for i, r in enumerate(route.routes))
+        self._classes_apart(self.route, "route", None, None)
         if self.watchdog is not None and self.watchdog.receiver not in known:
             raise ValueError(
                 f"watchdog: receiver {self.watchdog.receiver!r} is not defined; define it under "
                 f"notify.receivers (defined: {', '.join(sorted(known)) or 'none'})"
             )
         return self
+
+    def _classes_apart(
+        self, route: RouteSettings, where: str, urgent: list[str] | None,
+        maintenance: list[str] | None,
+    ) -> None:
+        """An alert is urgent or maintenance news, not both: checked on what each route
+        takes, its own lists or its parent's."""
+        if route.urgent_alerts is not None:
+            urgent = route.urgent_alerts
+        if route.maintenance_alerts is not None:
+            maintenance = route.maintenance_alerts
+        both = sorted(
+            set(urgent if urgent is not None else URGENT_ALERTS)
+            & set(maintenance if maintenance is not None else MAINTENANCE_ALERTS)
+        )
+        if both:
+            raise ValueError(
+                f"{where}: {', '.join(both)} cannot be both in urgent_alerts and in "
+                "maintenance_alerts (a child route takes its parent's lists, or the defaults); "
+                "take it out of one"
+            )
+        for i, child in enumerate(route.routes):
+            self._classes_apart(child, f"{where}.routes[{i}]", urgent, maintenance)

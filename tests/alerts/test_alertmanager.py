@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from alerts.config import MAINTENANCE_ALERTS, URGENT_ALERTS
 from alerts.inhibit import BUILTIN
 from alerts.notify.alertmanager import AlertmanagerConfig, postable_alerts
 from testkit import KordonProcess, MakeProcess, wait_until
@@ -85,6 +86,31 @@ def test_example_configuration_is_valid_and_mirrors_kordons_inhibition() -> None
         for rule in config["inhibit_rules"]
     ]
     assert shipped == [(r.source_matchers, r.target_matchers, r.equal) for r in BUILTIN]
+
+
+def test_example_configuration_groups_maintenance_apart_as_kordon_does() -> None:
+    """Kordon's maintenance class (issue 28) has its own route in the example, grouped
+    apart; the power path stays on the root route (amtool's own routing says so)."""
+    import yaml
+
+    config = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    [apart] = [r for r in config["route"]["routes"] if "ReplaceBattery" in str(r["matchers"])]
+    assert apart["matchers"] == [f'alertname=~"{"|".join(MAINTENANCE_ALERTS)}"']
+    assert apart["group_by"] == ["site", "alertname"] and apart["receiver"] == "oncall"
+
+    def path(name: str) -> str:
+        done = subprocess.run(
+            [AMTOOL, "config", "routes", "test", f"--config.file={EXAMPLE}", "--tree",
+             f"alertname={name}", "site=chop"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    for name in MAINTENANCE_ALERTS:
+        assert "ReplaceBattery|ScheduledOutageAtRisk" in path(name), name
+    for name in URGENT_ALERTS:
+        assert "alertname=~" not in path(name), name
 
 
 def test_texts_and_labels_arrive_intact(cluster: AlertmanagerCluster,
