@@ -88,6 +88,10 @@ class Outcome:
     case: Case
     rows: list[Row] = field(default_factory=list)
     pages: list[dict[str, Any]] = field(default_factory=list)  # webhook bodies, in order
+    # What the engine decided after the stream's end, in the stream's own time (outbox
+    # payloads whose group time passed the end, and every settle notice): a busy engine
+    # may deliver a page it decided before the end after the publisher exited, which is no
+    # page "after the stop"; judging by arrival order would call it one.
     pages_after_stop: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)  # outbox payloads, with sentAt
     start: float = 0.0  # the live stream's start (scenario epoch seconds)
@@ -357,10 +361,16 @@ def run_case(
     if case.window is not None:
         recording = workdir / "window.jsonl"
         record_window(case.scenario, case.window, recording)
-    verified_side, _start, _end = verify_side(case, recording, verified)
-    live, pages, after, wall, start = live_side(case, workdir, influx, recording, broker)
+    verified_side, verify_start, verify_end = verify_side(case, recording, verified)
+    live, pages, _arrived_after, wall, start = live_side(case, workdir, influx, recording, broker)
+    # The stream's end on the live stream's clock: a whole scenario was published from
+    # ``start``; a window keeps its recording's timestamps, as verify read them.
+    stream_end = verify_end if case.window is not None else start + (verify_end - verify_start)
+    sent = outbox_payloads(workdir)
+    after = [p for p in sent
+             if p["groupKey"].startswith("settle:") or p.get("sentAt", 0.0) > stream_end]
     outcome = Outcome(case, compare(case, verified_side, live), pages=pages, pages_after_stop=after,
-                      sent=outbox_payloads(workdir), start=start, wall_seconds=wall)
+                      sent=sent, start=start, wall_seconds=wall)
     return outcome
 
 

@@ -11,11 +11,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# Without an explicit interval a wait polls every 50 ms at first, then less often, up to every
+# 250 ms: a condition met at once is seen at once, and a minute-long wait (a log read or an
+# InfluxDB query per poll) does not eat the CPU the parallel test workers share.
+FIRST_INTERVAL = 0.05
+LONGEST_INTERVAL = 0.25
+
+
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T], timeout: float = 30.0, interval: float | None = None,
+    what: str = "",
 ) -> T:
     """Call ``predicate`` until it returns something truthy; return that, or raise."""
     deadline = time.monotonic() + timeout
+    pause = FIRST_INTERVAL if interval is None else interval
     last_error: Exception | None = None
     while True:
         try:
@@ -28,7 +37,9 @@ def wait_until(
         if time.monotonic() > deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(interval)
+        time.sleep(pause)
+        if interval is None:
+            pause = min(pause * 1.25, LONGEST_INTERVAL)
 
 
 def end_process(

@@ -143,3 +143,9 @@ def make_alerts(request: pytest.FixtureRequest, tmp_path: Path) -> MakeProcess:
         )
 
     return make
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests (marked ``slow``) start first: parallel workers then finish together
+    instead of three idling while the fourth runs a five-minute test it picked up last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -201,15 +201,20 @@ DEFAULT_TIMING_NOTIFY = """notify:
 
 
 def test_live_alerts_process_default_timing(
-    tmp_path, mosquitto, make_alerts, make_devices, hook, site  # type: ignore[no-untyped-def]
+    tmp_path, own_mosquitto, make_alerts, make_devices, hook, site  # type: ignore[no-untyped-def]
 ) -> None:
     """``kordon run --roles alerts`` with the default route (group_by site, group_wait 30s,
     group_interval 5m): the outage pages within `for` + urgent_wait, a UPS running flat and
     the scanner it feeds are named in an update of the same group within 30 s, and the
-    grid's return is told within seconds, all on the wall clock."""
-    engine = make_alerts(DEFAULT_TIMING_NOTIFY.format(url=hook.url("/oncall")))
+    grid's return is told within seconds, all on the wall clock.
+
+    On a broker of its own: every page the receiver gets must be this site's, and the
+    session broker holds other tests' retained statuses (their devices' DeviceOffline is
+    urgent, so it would arrive within the test)."""
+    engine = make_alerts(DEFAULT_TIMING_NOTIFY.format(url=hook.url("/oncall")),
+                         mosquitto=own_mosquitto)
     engine.start(ready_line="alerts ready")
-    devices = make_devices()
+    devices = make_devices(own_mosquitto)
     for name in ("ups-1", "ups-2", "ups-3"):
         devices.add("ups", name, **UPS_ON_MAINS)
     devices.add("scanner", "scanner-1", **{"power.source": "mains", "scanner.state": "ready"})

@@ -144,6 +144,7 @@ def _forecast_ready(stack: Stack) -> dict:
     return wait_until(ready, 60, interval=0.2, what="verdicts for both UPS of fs-site")
 
 
+@pytest.mark.slow
 def test_api_serves_the_next_cut_and_each_ups_verdict(stack: Stack) -> None:
     found = _forecast_ready(stack)
     start, end = stack.cut

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.power_first import BOUND, run_once
 from testkit import InfluxServer, MosquittoServer
 from testkit.nut_library import MISSING, library_root
+from testkit.power_first import BOUND, run_once
 from testkit.receivers import WebhookReceiver
 
 LIBRARY = library_root()

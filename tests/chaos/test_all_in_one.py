@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from testkit import InfluxServer, MosquittoServer
 from testkit.chaos.allinone import AllInOneDurations, run_all_in_one
+
+pytestmark = pytest.mark.slow  # long fault injections: started first
 
 
 def test_all_in_one_mirrored_pair_loses_nothing_acknowledged_and_pages_once(

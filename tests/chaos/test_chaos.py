@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from testkit import InfluxServer, MosquittoServer
 from testkit.chaos.scenario import Durations, run_chaos
+
+pytestmark = pytest.mark.slow  # long fault injections: started first
 
 
 def test_chaos_loses_nothing_acknowledged_and_pages_once(

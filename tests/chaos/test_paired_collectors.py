@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from testkit import InfluxServer, MosquittoServer
 from testkit.chaos.paired import run_paired
+
+pytestmark = pytest.mark.slow  # long fault injections: started first
 
 RECEIVE_MAXIMUM = 1000  # mqtt.receive_maximum's default, the collectors' in-flight window
 

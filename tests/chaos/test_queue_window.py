@@ -18,6 +18,8 @@ import pytest
 from testkit import InfluxServer, MosquittoServer
 from testkit.chaos.window import measure
 
+pytestmark = pytest.mark.slow  # long fault injections: started first
+
 REPORTED_LIMIT = 65_535
 
 

@@ -30,7 +30,7 @@ SITE = "solotvyno"
 T = TypeVar("T")
 WALL_LIMIT = 360.0  # seconds: only a safety net; the waits are in scenario time
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 def _epoch(text: str) -> float:

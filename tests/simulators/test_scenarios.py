@@ -62,6 +62,7 @@ def test_the_default_fleet_has_the_western_crossings_with_all_three_kinds():
     assert fleet.fed_devices("chop", "ups-rail") == ["scanner-rail"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(library()))
 def test_every_library_scenario_parses_runs_and_says_what_to_expect(name: str):
     path = library()[name]
