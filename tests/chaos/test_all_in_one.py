@@ -19,7 +19,12 @@ import pytest
 from testkit import InfluxServer, MosquittoServer
 from testkit.chaos.allinone import AllInOneDurations, run_all_in_one
 
-pytestmark = pytest.mark.slow  # long fault injections: started first
+# Two engines pushing to one Alertmanager cluster page once only while neither lags the
+# other by seconds: on a host saturated by parallel test workers the restarted engine fell
+# 2 s behind and re-opened the resolved incident in Alertmanager (a second firing page, one
+# run in three). The run is about timing under faults, not under starvation: it runs alone,
+# before the parallel tests (scripts/test.sh).
+pytestmark = [pytest.mark.slow, pytest.mark.exclusive]
 
 
 def test_all_in_one_mirrored_pair_loses_nothing_acknowledged_and_pages_once(
