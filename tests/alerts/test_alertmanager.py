@@ -199,8 +199,9 @@ def test_two_engines_two_nodes_page_once_and_survive_sigkill(
     # that did not send the page has merged its entry (it logs "gossiping new entry"). A
     # node killed before that (within ~a gossip interval of notifying) lets its peer page the
     # same group again: Alertmanager's HA is at-least-once (docs/reliability.md).
+    # (30 s: a gossip round is 200 ms, but parallel test workers can starve the nodes.)
     wait_until(lambda: any(node.merged("SitePowerOutage") for node in cluster.nodes),
-               timeout=10, what="the page in both nodes' notification logs")
+               timeout=30, what="the page in both nodes' notification logs")
 
     # Mid-incident: SIGKILL one engine and one Alertmanager node.
     engines[engine_killed].kill()
