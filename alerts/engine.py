@@ -505,7 +505,14 @@ class Engine:
             if self.foresight is not None else None,
             self.battery.next_due((lambda s: s not in streamed) if streamed else None),
         ]
+        # Inline of Alert.next_due's cheap test: this runs before every message of a replay.
         for alert in self.alerts.values():
+            state = alert.state
+            if state is AlertState.PENDING:
+                if not alert.condition:
+                    continue
+            elif state is not AlertState.FIRING or alert.condition:
+                continue  # only a firing alert whose condition cleared has a deadline
             if not streamed or alert.key[1] not in streamed:
                 candidates.append(alert.next_due())
         due = [c for c in candidates if c is not None]

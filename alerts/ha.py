@@ -17,6 +17,7 @@ from alerts.config import AlertingConfig
 from alerts.engine import Engine
 from alerts.health import HealthMetrics, HealthServer, Readiness
 from alerts.push import AlertmanagerPush
+from alerts.state import Alert
 from alerts.watchdog import Watchdog
 from kordon import metrics
 from kordon.storage.alert_store import AlertStore
@@ -39,6 +40,11 @@ class HighAvailability:
         self.store = store
         self.engine = engine
         self.wall = wall
+        self.is_connected = connected
+        # Which broker connection (a count) each site and device was last heard on: a firing
+        # alert is re-sent to Alertmanager only on evidence of the current one (alerts/push.py).
+        self._connection = 0
+        self._heard: dict[str, int] = {}
         rules = config.rules
         self.readiness = Readiness(
             rules.evaluation_stall, rules.stream_stall, connected,
@@ -74,13 +80,29 @@ class HighAvailability:
     def message(self) -> None:
         self.readiness.message()
 
+    def heard(self, site: str, device: str) -> None:
+        """A live (not retained) message of ``device`` at ``site`` was handled by the engine."""
+        self._heard[site] = self._heard[f"{site}/{device}"] = self._connection
+
     def connected(self) -> None:
+        self._connection += 1
         self.readiness.on_connect()
+
+    def confirmed(self, alert: Alert) -> bool:
+        """Whether the engine heard ``alert``'s device (or, for a site alert, its site) on
+        the current broker connection, so its belief in the alert is current."""
+        if not self.is_connected():
+            return False
+        site, device = alert.labels.get("site"), alert.labels.get("device")
+        if site is None:
+            return True  # not about one site: nothing narrower to confirm it by
+        key = site if device is None else f"{site}/{device}"
+        return self._heard.get(key) == self._connection
 
     def after_tick(self, now: float) -> bool:
         """Queue what is due (True if anything was); call with the engine's lock held."""
         self.readiness.ticked()
-        rows = self.push.collect(self.engine.alerts.values(), now)
+        rows = self.push.collect(self.engine.alerts.values(), now, self.confirmed)
         rows += self.watchdog.collect(now, self.readiness.ready())
         if rows:
             self.store.record_notifications(rows, [], [], now)

@@ -68,24 +68,25 @@ class Inhibitor:
     def apply(self, alerts: Iterable[Alert]) -> set[str]:
         """Set ``inhibited_by`` on every firing alert; return fingerprints held by a pending
         source."""
-        alerts = list(alerts)
         held: set[str] = set()
+        active: list[Alert] = []
         for alert in alerts:
             alert.inhibited_by = []
+            if alert.state is AlertState.FIRING or alert.state is AlertState.PENDING:
+                active.append(alert)
+        firing = [alert for alert in active if alert.state is AlertState.FIRING]
+        if not firing:
+            return held
         for rule in self.rules:
             sources: dict[tuple[str, ...], list[Alert]] = {}
-            for alert in alerts:
-                if alert.state in (AlertState.FIRING, AlertState.PENDING) and matches_all(
-                    rule.source, alert.labels
-                ):
+            for alert in active:
+                if matches_all(rule.source, alert.labels):
                     key = tuple(alert.labels.get(name, "") for name in rule.equal)
                     sources.setdefault(key, []).append(alert)
             if not sources:
                 continue
-            for alert in alerts:
-                if alert.state is not AlertState.FIRING or not matches_all(
-                    rule.target, alert.labels
-                ):
+            for alert in firing:
+                if not matches_all(rule.target, alert.labels):
                     continue
                 key = tuple(alert.labels.get(name, "") for name in rule.equal)
                 for source in sources.get(key, ()):

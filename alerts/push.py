@@ -15,6 +15,16 @@ mirrors Kordon's built-in inhibition), so its UI shows the whole picture.
 
 Scheduling and ``validUntil`` use the wall clock (Alertmanager judges ``endsAt`` on its own);
 alert times are the engine's.
+
+One rule Prometheus does not have, because a paired engine can be behind its peer: a re-send of
+a firing alert goes out only while the engine can confirm it (``confirmed``: the alert's device
+or site was heard on the current broker connection). An engine that lost its connection, or got
+it back and has heard nothing yet, knows nothing newer than what it last pushed, and its peer
+may already have pushed the resolution: re-sending the old belief would re-open the incident in
+Alertmanager and page it twice. So an unconfirmed firing alert is left out of the pushes (an
+alert Alertmanager has keeps its ``endsAt``) until fresh evidence confirms or resolves it, or
+until only one resend delay of its validity is left, when it goes out as it stands, so that an
+outage nobody saw end is never resolved by a timeout. An alert's first firing is never held.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.config import NotifySettings
@@ -45,6 +55,7 @@ class _Target:
     config: AlertmanagerConfig
     last_push: float = float("-inf")
     last_state: frozenset[tuple[str, str]] = frozenset()
+    sent: dict[str, float] = field(default_factory=dict)  # fingerprint -> last pushed firing
 
 
 def alertmanager_targets(notify: NotifySettings) -> dict[str, AlertmanagerConfig]:
@@ -70,6 +81,7 @@ class AlertmanagerPush:
             for target, config in alertmanager_targets(notify).items()
         ]
         self._firing: dict[str, NotifiedAlert] = {}
+        self._unconfirmed: set[str] = set()  # fingerprints of firing alerts not confirmed now
         # fingerprint -> (resolved snapshot, wall time it resolved)
         self._resolved: dict[str, tuple[NotifiedAlert, float]] = {}
         self.pushes = 0
@@ -77,36 +89,51 @@ class AlertmanagerPush:
     def __bool__(self) -> bool:
         return bool(self.targets)
 
-    def collect(self, alerts: Iterable[Alert], now: float) -> list[Row]:
-        """Outbox rows for the targets due now, given the engine's alerts after a tick."""
+    def collect(
+        self, alerts: Iterable[Alert], now: float, confirmed: Callable[[Alert], bool] | None = None
+    ) -> list[Row]:
+        """Outbox rows for the targets due now, given the engine's alerts after a tick.
+
+        ``confirmed(alert)``: whether the engine's belief in a firing alert is current (see
+        the module's docstring); every alert is by default."""
         if not self.targets:
             return []
         wall = self.wall()
-        self._observe(alerts, now, wall)
+        self._observe(alerts, now, wall, confirmed)
         rows: list[Row] = []
         for target in self.targets:
             config = target.config
+            valid_for = VALID_FACTOR * max(config.resend_delay, self.evaluation_interval)
+            hold_until = valid_for - max(config.resend_delay, self.evaluation_interval)
+            firing = [
+                snap for fp, snap in self._firing.items()
+                if fp not in self._unconfirmed or fp not in target.sent
+                or wall - target.sent[fp] >= hold_until
+            ]
             resolved = [
                 snap for snap, at in self._resolved.values()
                 if wall - at <= config.resolved_retention
             ]
             state = frozenset(
-                [(fp, "firing") for fp in self._firing] + [(s.fingerprint, "resolved")
-                                                           for s in resolved]
+                [(s.fingerprint, "firing") for s in firing]
+                + [(s.fingerprint, "resolved") for s in resolved]
             )
             changed = state != target.last_state
             if not changed and wall < target.last_push + config.resend_delay:
                 continue
             target.last_state = state
             target.last_push = wall
+            for fp in [fp for fp in target.sent if fp not in self._firing]:
+                del target.sent[fp]
             if not state:
                 continue
+            for snap in firing:
+                target.sent[snap.fingerprint] = wall
             snapshots = sorted(
-                [*self._firing.values(), *resolved],
+                [*firing, *resolved],
                 key=lambda s: (s.status != "firing", s.labels.get("alertname", ""),
                                s.fingerprint),
             )
-            valid_for = VALID_FACTOR * max(config.resend_delay, self.evaluation_interval)
             payload = webhook_payload(
                 receiver=target.receiver,
                 group_labels={},
@@ -125,13 +152,22 @@ class AlertmanagerPush:
             del self._resolved[fp]
         return rows
 
-    def _observe(self, alerts: Iterable[Alert], now: float, wall: float) -> None:
+    def _observe(
+        self,
+        alerts: Iterable[Alert],
+        now: float,
+        wall: float,
+        confirmed: Callable[[Alert], bool] | None,
+    ) -> None:
         """Remember what fires; whatever fired and no longer does has resolved."""
         firing: dict[str, NotifiedAlert] = {}
         ended: dict[str, Alert] = {}
+        self._unconfirmed = set()
         for alert in alerts:
             if alert.state is AlertState.FIRING:
                 firing[alert.fingerprint] = alert.snapshot(self.external_url)
+                if confirmed is not None and not confirmed(alert):
+                    self._unconfirmed.add(alert.fingerprint)
             elif alert.state is AlertState.RESOLVED:
                 ended[alert.fingerprint] = alert
         for fp, before in self._firing.items():

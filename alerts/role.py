@@ -49,6 +49,18 @@ log = logging.getLogger("alerts")
 MIN_TICK = 0.005  # wall seconds: the fastest the ticker runs while a stream plays
 
 
+def tick_wait(interval: float, speed: float, due: float | None, now: float) -> float:
+    """Wall seconds the ticker sleeps after a tick (unless a message or a clock wakes it):
+    the evaluation interval, shortened by a stream's speed, or until the engine's next
+    deadline (``due``), never below ``MIN_TICK``."""
+    wait = interval
+    if speed > 0:
+        wait = max(interval / max(speed, 1.0), MIN_TICK)
+    if due is not None:
+        wait = min(wait, max(due - now, MIN_TICK))
+    return wait
+
+
 class AlertsRole:
     name = "alerts"
 
@@ -190,6 +202,9 @@ class AlertsRole:
             with self._lock:
                 self.engine.handle(message.topic, message.payload, self.clock.now())
                 wake = self.engine.wake
+                parts = message.topic.split("/")  # kordon/v1/{site}/{kind}/{device}/...
+                if len(parts) == 6 and not message.retain:  # a retained status is old news
+                    self.ha.heard(parts[2], parts[4])
         except Exception:  # one bad message must not stop alerting
             log.exception("error handling a message from %s", message.topic)
             return
@@ -233,11 +248,7 @@ class AlertsRole:
                 log.exception("alert evaluation failed; retrying")
                 due = None
                 speed = 0.0
-            wait = interval
-            if speed > 0:
-                wait = max(interval / max(speed, 1.0), MIN_TICK)
-            if due is not None:
-                wait = min(wait, max(due - self.clock.now(), MIN_TICK))
+            wait = tick_wait(interval, speed, due, self.clock.now())
             self._wake.wait(wait)
             self._wake.clear()
 

@@ -43,6 +43,11 @@ if [ "$WORKERS" = "0" ]; then
     echo "== pytest (one process)"
     exec .venv/bin/python -m pytest "$@"
 fi
+# Both pytest runs share the verify answers of the library scenarios (testkit/verified.py),
+# each computed once: the code does not change between them.
+KORDON_VERIFIED_DIR="$(mktemp -d)"
+export KORDON_VERIFIED_DIR
+trap 'rm -rf "$KORDON_VERIFIED_DIR"' EXIT
 # Tests marked `exclusive` (timing under faults that a starved host would distort) run first,
 # alone; pytest's exit 5 there only means none of them was selected.
 echo "== pytest: the exclusive tests, alone"

@@ -8,8 +8,10 @@ for tests and its webhook receivers pointed at a test's :class:`WebhookReceiver`
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,11 @@ from testkit.waiting import wait_until
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager.yml"
+# Its debug log line for every alert a push carried: alert=MainsPowerLost[4a4dadd][active]
+_RECEIVED = re.compile(
+    r'ts=(\S+) caller=\S+ level=debug component=dispatcher msg="Received alert" '
+    r'alert=(\w+\[\w+\])\[(active|resolved)\]'
+)
 
 
 def fast_config(
@@ -133,6 +140,56 @@ class AlertmanagerNode(ServerProcess):
             "gossiping new entry" in line and alertname in line and receiver in line
             for line in self.log_path.read_text(errors="replace").splitlines()
         )
+
+
+    def reopened(self, longer_than: float = 1.0) -> list[str]:
+        """Alerts this node was pushed as active after it had been pushed them resolved, and
+        that stayed active more than ``longer_than`` seconds (over all its lives): a sender
+        that re-opened what was over. Two engines resolve the same alert milliseconds apart,
+        so the later one's last push before its resolution may land after the earlier one's
+        resolved push; its own resolved push follows at once, and no page sees it."""
+        ended: set[str] = set()
+        opened: dict[str, datetime] = {}
+        found: list[str] = []
+        for stamp, alert, state in _RECEIVED.findall(self.log_path.read_text(errors="replace")):
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            if state == "active":
+                if alert in ended:
+                    opened.setdefault(alert, at)
+                continue
+            ended.add(alert)
+            since = opened.pop(alert, None)
+            if since is not None and (at - since).total_seconds() > longer_than:
+                found.append(alert)
+        found += [alert for alert in opened if alert not in found]  # never resolved again
+        return sorted(set(found))
+
+
+def conflicting(bodies: list[dict[str, Any]]) -> list[int]:
+    """Indexes of the notifications that are Alertmanager's own conflicting ones.
+
+    A cluster guarantees the receiver the final state of a group, not a single notification
+    per state (prometheus/alertmanager#2447, #4008): a follower's flush, held by its peer
+    wait, may go out after the leader already sent a newer state, with the older one, and the
+    leader then sends its state again. Such a notification repeats an earlier state of its
+    group right after another node sent a different one; a sender that re-opened an alert
+    shows in :meth:`AlertmanagerNode.reopened` instead.
+    """
+    last: dict[str, tuple[Any, str]] = {}  # group -> (state, node) of its latest notification
+    seen: set[tuple[str, Any]] = set()
+    found = []
+    for index, body in enumerate(bodies):
+        group = body["groupKey"]
+        state = (body["status"],
+                 tuple(sorted((a["fingerprint"], a["status"]) for a in body["alerts"])))
+        node = body.get("externalURL", "")
+        before = last.get(group)
+        if (group, state) in seen and before is not None and before[0] != state \
+                and before[1] != node:
+            found.append(index)
+        seen.add((group, state))
+        last[group] = (state, node)
+    return found
 
 
 class AlertmanagerCluster:

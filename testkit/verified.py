@@ -50,8 +50,12 @@ def _verify(name: str) -> ReplayResult:
 
 
 def shared_folder(basetemp: Path) -> Path:
-    """Where this run's answers live: beside the workers' own temporary folders under
-    pytest-xdist (``basetemp`` is ``.../pytest-N/popen-gwK``), in ``basetemp`` without it."""
+    """Where this run's answers live: ``KORDON_VERIFIED_DIR`` when set (``scripts/test.sh``
+    sets a fresh one for its two pytest runs, so the second reads what the first computed),
+    else beside the workers' own temporary folders under pytest-xdist (``basetemp`` is
+    ``.../pytest-N/popen-gwK``), else in ``basetemp``."""
+    if os.environ.get("KORDON_VERIFIED_DIR"):
+        return Path(os.environ["KORDON_VERIFIED_DIR"])
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return basetemp.parent / "verified"
     return basetemp / "verified"

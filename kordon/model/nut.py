@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -391,8 +392,33 @@ def figure(name: str, value: object) -> float | None:
     ``BatteryDepletionImminent`` and the depletion fit) and battery learning
     (``Reading.from_metrics`` in ``alerts/battery/readings.py``).
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)
+    if kind is not float and kind is not int and (  # the common case without isinstance
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
         return None
-    if unknown_reason(name, value) is not None:
+    number = float(value)
+    accepts = _accepts(name)
+    return number if accepts is None or accepts(number) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _accepts(name: str) -> Callable[[float], bool] | None:
+    """:func:`unknown_reason`'s verdict on a number of ``name`` as one compiled test (``None``:
+    every number; ``name`` is not a documented number): :func:`figure` runs on every field of
+    every reading the engine and learning read, so it must not walk the rules each time.
+    A property test keeps the two in agreement."""
+    documented, quantity = _documented_number(name)
+    if not documented:
         return None
-    return float(value)
+    low, high = _RANGES.get(quantity, (-math.inf, math.inf)) if quantity else (-math.inf, math.inf)
+    low, high = max(low, math.nextafter(-_OVERFLOW, 0.0)), min(high, math.nextafter(_OVERFLOW, 0.0))
+    sentinels = frozenset(
+        (_ALL_ONES_16 if quantity in _SIXTEEN_BIT else ())
+        + (_ALL_ONES_12 if quantity in (Q.VOLTS, Q.HERTZ) else ())
+    )
+
+    def accepts(number: float) -> bool:
+        return low <= number <= high and number not in sentinels  # False for NaN
+
+    return accepts

@@ -61,6 +61,10 @@ class Report:
     expected_pages: list[str] = field(default_factory=list)
     pages_lost: list[str] = field(default_factory=list)
     pages_duplicated: int = 0  # pages the on-call got twice
+    # Alertmanager's own conflicting notifications across its cluster (not counted above):
+    # testkit.alertmanager.conflicting. None where no cluster ran.
+    conflicting: int | None = None
+    reopened: list[str] = field(default_factory=list)  # alerts a sender re-opened in AM
     repeated: list[str] = field(default_factory=list)  # each duplicated page, with its count
     # Repeats a receiver drops by their Idempotency-Key (the engine's own webhook).
     repeats_same_key: int | None = None
@@ -106,6 +110,7 @@ class Report:
             and bool(self.expected_pages)
             and not self.pages_lost
             and not self.pages_duplicated
+            and not self.reopened
             and not self.unexpected_pages
             and self.outbox_pending == 0
             and self.spool_backlog == 0
@@ -156,6 +161,15 @@ class Report:
             f"{f' {self.pages_lost}' if self.pages_lost else ''}; duplicated: "
             f"{self.pages_duplicated}{f' {self.repeated}' if self.repeated else ''}{same_key}",
             f"  notifications: {len(self.notifications)}; unexpected pages: {unexpected}",
+        ]
+        if self.conflicting is not None:
+            lines += [
+                f"  re-opened in Alertmanager by an engine: {self.reopened or 'none'}; "
+                f"Alertmanager's own conflicting notifications (a follower's held flush sent "
+                f"after its leader's newer one, prometheus/alertmanager#2447): "
+                f"{self.conflicting}",
+            ]
+        lines += [
             f"  spool backlog bytes: {self.spool_backlog:.0f}; outbox pending: "
             f"{self.outbox_pending}; processes left: {self.leftover or 'none'}",
             f"  verdict: {self.verdict}",

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kordon.model.nut import NutType, is_unknown, metric_name, nut_type, typed_value, unknown_reason
+from kordon.model.nut import (
+    VARIABLES,
+    NutType,
+    figure,
+    is_unknown,
+    metric_name,
+    nut_type,
+    typed_value,
+    unknown_reason,
+)
 
 
 @pytest.mark.parametrize(
@@ -97,3 +108,21 @@ def test_figure_keeps_sentinels_out_of_what_pages_compute() -> None:
     assert figure("battery.charge", 87.5) == 87.5
     assert figure("ups.timer.shutdown", -1.0) == -1.0  # NUT's "no timer running"
     assert figure("vendor.reading", 65535.0) == 65535.0  # undocumented: not judged
+
+
+_SENTINELS = st.sampled_from([65535.0, 6553.5, 655.35, 4095.0, 409.5, 1e12, -1e12, 100.0, 0.0,
+                              -1.0, 1000.0, 1500.0, 150.0, -50.0])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    name=st.sampled_from([*sorted(VARIABLES), "vendor.reading", "ups.timer.shutdown"]),
+    value=st.one_of(_SENTINELS, st.floats(), st.integers(-2**40, 2**40), st.booleans(),
+                    st.text(max_size=3), st.none()),
+)
+def test_figure_agrees_with_the_sentinel_rule(name: str, value: object) -> None:
+    """``figure`` compiles ``unknown_reason`` into one test per name: same verdict always."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    expected = float(value) if numeric and unknown_reason(name, value) is None else None
+    got = figure(name, value)
+    assert repr(got) == repr(expected)  # NaN of an undocumented name passes as itself
