@@ -102,6 +102,9 @@ class Foresight:
             watch = self.watches.get((site, device))
             if watch is None:
                 watch = self.watches[(site, device)] = self._watch(site, device)
+                # A site without a UPS is re-judged only every minute: a UPS that just
+                # appeared is judged at the next evaluation, not up to a minute later.
+                self._next_eval.pop(site, None)
             watch.observe(Reading.from_metrics(when, fields))
         elif kind is DeviceKind.SCANNER:
             draw = fields.get("power.draw")

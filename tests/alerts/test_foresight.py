@@ -259,3 +259,28 @@ def test_a_streamed_scenario_is_forecast_against_its_own_plan_on_its_own_clock(
     for (site, state, when), (v_site, v_state, v_when) in zip(live, expected, strict=True):
         # within one evaluation step of the forecast (60 s) and the stream's transit allowance
         assert (site, state) == (v_site, v_state) and abs(when - v_when) <= 60.0, (live, expected)
+
+
+def test_a_ups_that_appears_is_judged_at_once_not_a_minute_later() -> None:
+    """A site without a UPS is re-judged every minute; the first reading of a UPS there must
+    not wait for that minute (the page showed "unknown" for up to a minute after start)."""
+    from alerts.config.rules import ScheduledOutageAtRiskRule
+    from alerts.foresight.evaluator import Foresight
+    from kordon.fleet import Fleet
+    from kordon.model.kinds import DeviceKind
+    from kordon.schedule import StaticSchedules, parse
+
+    day = date(2024, 12, 18)
+    t0 = datetime(2024, 12, 18, tzinfo=KYIV).timestamp()
+    fleet = Fleet.model_validate({"name": "t", "sites": {
+        "a": {"queue": 3, "devices": {"ups": {"kind": "ups"}}}}})
+    schedules = StaticSchedules.for_fleet(
+        parse(to_json({"3": [(t0 + 4 * H, t0 + 6 * H)]}, day, day), "json"), fleet)
+    foresight = Foresight(lambda _s, _d: ScheduledOutageAtRiskRule(), fleet, schedules)
+    foresight.evaluate(t0)
+    assert not foresight.due(t0 + 1)
+    foresight.observe("a", DeviceKind.UPS, "ups", t0 + 1,
+                      {"ups.status": "OL", "battery.charge": 100.0, "ups.load": 30.0})
+    assert foresight.due(t0 + 1)
+    foresight.evaluate(t0 + 1)
+    assert foresight.verdicts[("a", "ups")].status == "known"
