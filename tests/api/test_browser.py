@@ -158,9 +158,9 @@ def test_blackout_on_the_board_then_acknowledged(api: RunningApi) -> None:
         finally:
             browser.close()
 
-    with httpx.Client(
-        base_url=api.url, headers={"Authorization": f"Bearer {TOKENS['operator']}"}
-    ) as client:
+    # The test kit's client waits 30 s: stopping a run waits up to 10 s for its process to end
+    # (api/scenarios.py), which a busy host can take, beyond httpx's default 5 s.
+    with api.client("operator") as client:
         runs = client.get("/api/v1/scenarios/runs").json()
         assert runs and runs[0]["scenario"] == "single-site-blackout"
         stopped = client.delete(f"/api/v1/scenarios/runs/{runs[0]['id']}").json()
