@@ -94,6 +94,7 @@ class Foresight:
         # Per site, on the site's own clock (a stream's scenario time or the wall's): when
         # the next evaluation is due, by the step or by the next edge of a cut.
         self._next_eval: dict[str, float] = {}
+        self._site_set: set[str] | None = None  # _sites(), kept until the watches change
 
     # ---------------------------------------------------------------- input
     def observe(self, site: str, kind: DeviceKind, device: str, when: float,
@@ -102,6 +103,7 @@ class Foresight:
             watch = self.watches.get((site, device))
             if watch is None:
                 watch = self.watches[(site, device)] = self._watch(site, device)
+                self._site_set = None
                 # A site without a UPS is re-judged only every minute: a UPS that just
                 # appeared is judged at the next evaluation, not up to a minute later.
                 self._next_eval.pop(site, None)
@@ -122,6 +124,7 @@ class Foresight:
         self.outlooks.pop(site, None)
         self.site_evaluated_at.pop(site, None)
         self._next_eval.pop(site, None)
+        self._site_set = None
 
     def _params(self, site: str, device: str) -> UpsParams | None:
         if self.fleet is None or site not in self.fleet.sites:
@@ -145,10 +148,14 @@ class Foresight:
 
     # ---------------------------------------------------------------- timing
     def _sites(self) -> set[str]:
-        sites = {site for site, _ in self.watches}
-        if self.fleet is not None:
-            sites.update(self.fleet.sites)
-        return sites
+        """The fleet's sites and those of the UPS units watched: asked before every message
+        of a replay (``next_due``), so built again only when a watch comes or goes."""
+        if self._site_set is None:
+            sites = {site for site, _ in self.watches}
+            if self.fleet is not None:
+                sites.update(self.fleet.sites)
+            self._site_set = sites
+        return self._site_set
 
     def due(self, now: float, now_of: NowOf | None = None) -> bool:
         """Whether any site's evaluation is due at its own time."""

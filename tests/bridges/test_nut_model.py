@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -126,3 +128,11 @@ def test_figure_agrees_with_the_sentinel_rule(name: str, value: object) -> None:
     expected = float(value) if numeric and unknown_reason(name, value) is None else None
     got = figure(name, value)
     assert repr(got) == repr(expected)  # NaN of an undocumented name passes as itself
+
+
+@pytest.mark.parametrize("name", ["battery.charge", "battery.runtime", "battery.voltage",
+                                  "ups.load", "ups.realpower", "ups.temperature"])
+def test_the_battery_models_figures_refuse_what_is_not_finite_or_all_ones(name: str) -> None:
+    """``Reading.from_metrics`` (alerts/battery/readings.py) relies on it."""
+    for value in (65535.0, 65535, math.inf, -math.inf, math.nan):
+        assert figure(name, value) is None, (name, value)
