@@ -78,6 +78,11 @@ def _alerts_of(path: Path, site: str) -> list:
         store.close()
 
 
+# These two stream the default fleet at 600x too, and judge it on the stream's time: on a host
+# saturated by workers the engine fell behind the stream and paged its devices offline (a
+# clean-clone run: DeviceOffline at every site, no settle notice but one). Issue 21 (rehearsal
+# safety) owns what a lagging engine should make of a rehearsal; until then they run alone.
+@pytest.mark.exclusive
 def test_real_site_keeps_the_wall_clock_during_a_simulation(
     tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver, site: str,
     make_alerts: MakeProcess, make_devices: MakeDevices,
@@ -141,6 +146,7 @@ def test_real_site_keeps_the_wall_clock_during_a_simulation(
     engine.stop()
 
 
+@pytest.mark.exclusive
 def test_stopping_the_publisher_pages_no_burst(
     tmp_path: Path, own_mosquitto: MosquittoServer, hook: WebhookReceiver,
     make_alerts: MakeProcess,
