@@ -12,7 +12,13 @@ from alerts import config as alerts_config
 from api import cli as api_cli
 from bridges import cli as bridges_cli
 from composition import battery, demo, devices, schedule, verify
-from composition.roles import Role, UnknownRole, build_role, stop_event_on_signals
+from composition.roles import (
+    Role,
+    UnknownRole,
+    build_role,
+    role_settings,
+    stop_event_on_signals,
+)
 from dashboards import cli as dashboards_cli
 from kordon import __version__
 from kordon.clock import WALL_CLOCK
@@ -41,7 +47,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     roles: list[Role] = []
     try:
         for name in names:
-            roles.append(build_role(name, settings, WALL_CLOCK))
+            roles.append(build_role(name, role_settings(name, settings, names), WALL_CLOCK))
         for role in roles:
             role.start()
             log.info("role %s started", role.name)

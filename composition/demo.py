@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from composition.embedded_broker import DemoBroker, start_demo_broker
-from composition.roles import Role, build_role, stop_event_on_signals
+from composition.roles import Role, build_role, role_settings, stop_event_on_signals
 from kordon.clock import WALL_CLOCK
 from kordon.config import ApiToken, Settings
 from simulators.library import default_fleet_path
@@ -93,7 +93,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         token = secrets.token_urlsafe(24)
         settings = demo_settings(settings, data_dir, mqtt_url, token)
         for name in DEMO_ROLES:
-            role = build_role(name, settings, WALL_CLOCK)
+            role = build_role(name, role_settings(name, settings, list(DEMO_ROLES)), WALL_CLOCK)
             role.start()
             roles.append(role)
         host, _, port = settings.api.addr.rpartition(":")

@@ -16,7 +16,8 @@ from kordon.clock import Clock
 from kordon.config import Settings
 from kordon.role import Role
 
-__all__ = ["ROLES", "Role", "UnknownRole", "build_role", "stop_event_on_signals"]
+__all__ = ["ROLES", "Role", "UnknownRole", "build_role", "role_settings",
+           "stop_event_on_signals"]
 
 
 def _collector(settings: Settings, clock: Clock) -> Role:
@@ -47,6 +48,27 @@ ROLES: dict[str, Callable[[Settings, Clock], Role]] = {
 
 class UnknownRole(ValueError):
     pass
+
+
+# The roles that hold a broker session of their own under ``mqtt.client_id`` (the API adds a
+# random suffix to its own, the bridges run as processes of their own).
+_SESSION_ROLES = frozenset({"collector", "alerts"})
+
+
+def role_settings(name: str, settings: Settings, together: list[str]) -> Settings:
+    """``settings`` for role ``name`` of a process that runs the roles ``together``.
+
+    A broker allows one connection per client id: with an explicit ``mqtt.client_id`` and
+    both the collector and the alerts role in one process, each would take the connection
+    from the other every second (neither log says why). So each of them gets the id with its
+    role appended (``site-a-collector``, ``site-a-alerts``); a role alone keeps the id as
+    given, so a collector's persistent session keeps its name.
+    """
+    client_id = settings.mqtt.client_id
+    if not client_id or name not in _SESSION_ROLES or len(_SESSION_ROLES & set(together)) < 2:
+        return settings
+    mqtt = settings.mqtt.model_copy(update={"client_id": f"{client_id}-{name}"[:64]})
+    return settings.model_copy(update={"mqtt": mqtt})
 
 
 def build_role(name: str, settings: Settings, clock: Clock) -> Role:

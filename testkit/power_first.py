@@ -81,11 +81,12 @@ def run_once(workdir: Path, broker: MosquittoServer, influx: InfluxServer,
     path = f"/{site}"
     nut = NutServer.from_dumps(workdir / "nut", library_dumps(library, workdir / "dumps")).start()
     config = workdir / "kordon.yaml"
-    # No mqtt.client_id: one id would be every role's of the process, and the collector and
-    # the alerts role would take the broker connection from each other every second.
-    config.write_text("""log_level: INFO
+    # An explicit client id for a process of two roles: each role appends its name
+    # (composition/roles.py), so the collector and the alerts role keep one session each.
+    config.write_text(f"""log_level: INFO
 mqtt:
   protocol: "3.1.1"
+  client_id: "{site}"
 collector:
   flush_interval: 0.05
 """ + ("notify: {route: {urgent_alerts: [], maintenance_alerts: []}}\n" if severity_only else ""))

@@ -30,3 +30,5 @@ def test_power_page_is_not_held_behind_replace_battery(
     result = run_once(tmp_path / "run", mosquitto, influxdb, hook, LIBRARY, window=60.0)
     assert result.power_page is not None and result.power_page <= BOUND, result
     assert result.replace_count == 1, result
+    # One mqtt.client_id for the process: the two roles must not take each other's session.
+    assert result.reconnects == 0, result
