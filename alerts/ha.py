@@ -50,7 +50,8 @@ class HighAvailability:
             rules.evaluation_stall, rules.stream_stall, connected,
             lambda: bool(engine.tracker.devices),
         )
-        self.push = AlertmanagerPush(config.notify, rules.evaluation_interval, wall)
+        self.push = AlertmanagerPush(config.notify, rules.evaluation_interval, wall,
+                                     engine.inhibitor.inhibits)
         self.watchdog = Watchdog(config.notify, wall(), wall)
         self._prune_targets = sorted(
             {t.name for t in self.push.targets} | set(self.watchdog.targets)

@@ -65,6 +65,14 @@ class Inhibitor:
     def __init__(self, extra: Iterable[InhibitRuleSettings] = ()) -> None:
         self.rules = [InhibitRule.from_settings(s) for s in [*BUILTIN, *extra]]
 
+    def inhibits(self, source: dict[str, str], target: dict[str, str]) -> bool:
+        """Whether an alert labelled ``source``, firing, would mute one labelled ``target``."""
+        return source is not target and any(
+            matches_all(rule.source, source) and matches_all(rule.target, target)
+            and all(source.get(name, "") == target.get(name, "") for name in rule.equal)
+            for rule in self.rules
+        )
+
     def apply(self, alerts: Iterable[Alert]) -> set[str]:
         """Set ``inhibited_by`` on every firing alert; return fingerprints held by a pending
         source."""

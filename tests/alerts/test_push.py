@@ -100,3 +100,46 @@ def test_fresh_evidence_releases_the_held_re_send() -> None:
     wall.advance(RESEND + EVALUATION)
     assert push.collect([alert], 0.0, lambda _a: False) == []
     assert _pushed(push.collect([alert], 0.0, lambda _a: True)) == [("ups-1", "firing")]
+
+
+def test_a_resolved_incident_is_pushed_only_with_the_alerts_it_muted() -> None:
+    """SitePowerOutage resolves with the first UPS back on mains; pushed alone, Alertmanager
+    would unmute the other units' MainsPowerLost until their own readings come."""
+    from alerts.inhibit import Inhibitor
+
+    notify = NotifySettings.model_validate({
+        "receivers": [{"name": "am", "alertmanager": {
+            "urls": ["http://127.0.0.1:9"], "resend_delay": RESEND, "resolved_retention": 30}}],
+    })
+    wall = SimulatedClock(1000.0)
+    push = AlertmanagerPush(notify, EVALUATION, wall.now, Inhibitor().inhibits)
+    site_labels = {"alertname": "SitePowerOutage", "site": "chop", "severity": "critical"}
+    site = Alert(("SitePowerOutage", "chop", ""), site_labels, {}, 990.0, 1.0, 0.0, 0)
+    site.state, site.starts_at = AlertState.FIRING, 991.0
+    unit = _firing("ups-2")
+
+    def names(rows: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str]]:
+        (_target, _key, payload), = rows
+        return sorted((a["labels"]["alertname"], a["status"]) for a in payload["alerts"])
+
+    assert names(push.collect([site, unit], 0.0)) == [("MainsPowerLost", "firing"),
+                                                      ("SitePowerOutage", "firing")]
+    wall.advance(EVALUATION)
+    site.state, site.ends_at = AlertState.RESOLVED, 1000.25
+    assert names(push.collect([site, unit], 0.0)) == [("MainsPowerLost", "firing")]
+    wall.advance(EVALUATION)
+    unit.state, unit.ends_at = AlertState.RESOLVED, 1000.5
+    assert names(push.collect([site, unit], 0.0)) == [("MainsPowerLost", "resolved"),
+                                                      ("SitePowerOutage", "resolved")]
+    # A unit that stays on battery holds the incident's resolution one resend delay at most.
+    unit.state = AlertState.FIRING
+    site.state = AlertState.FIRING
+    push.collect([site, unit], 0.0)
+    site.state = AlertState.RESOLVED
+    held = []
+    while wall.now() < 1000.5 + RESEND + 2 * EVALUATION:
+        wall.advance(EVALUATION)
+        rows = push.collect([site, unit], 0.0)
+        if rows:
+            held.append(names(rows))
+    assert held and held[-1] == [("MainsPowerLost", "firing"), ("SitePowerOutage", "resolved")]
